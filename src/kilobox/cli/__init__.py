@@ -1,0 +1,135 @@
+"""The kilobox command line: a thin layer over the library.
+
+One module per command (``kilobox/cli/<name>_cmd.py``) exposing ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``. Only the module of the
+command being run is imported, and command modules import heavy libraries
+inside ``run`` — ``kilobox --version`` imports nothing but argparse.
+
+Errors become exit codes here and only here (:data:`EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .. import __version__
+from .. import errors as E
+
+#: command name → module (under kilobox.cli)
+COMMANDS: dict[str, str] = {
+    "build": "build_cmd",
+    "init": "init_cmd",
+    "copy": "copy_cmd",
+    "digest": "digest_cmd",
+    "inspect": "inspect_cmd",
+    "unpack": "unpack_cmd",
+    "tags": "tags_cmd",
+    "prune": "prune_cmd",
+    "run": "run_cmd",
+    "ps": "ps_cmd",
+    "logs": "logs_cmd",
+    "stop": "stop_cmd",
+    "rm": "rm_cmd",
+    "bench": "bench_cmd",
+    "audit": "audit_cmd",
+    "sbom": "sbom_cmd",
+    "diff": "diff_cmd",
+    "compare": "compare_cmd",
+    "slim": "slim_cmd",
+}
+
+#: exception family → exit code (first match wins; order from specific to general)
+EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (E.PolicyViolation, 1),
+    (E.UsageError, 2),
+    (E.ReferenceError_, 2),
+    (E.BudgetExceeded, 8),
+    (E.BuildError, 7),
+    (E.NotFound, 3),
+    (E.DigestMismatch, 4),
+    (E.FormatError, 4),
+    (E.AuthError, 6),
+    (E.RegistryError, 5),
+    (E.StoreError, 11),
+    (E.AuditError, 12),
+    (E.ToolMissing, 127),
+    (E.RunError, 125),
+    (E.KiloboxError, 70),
+]
+
+
+def exit_code_for(exc: BaseException) -> int:
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 70
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+        raise E.UsageError(f"{self.prog}: {message}", hint=f"see: {self.prog} --help")
+
+
+def _load(name: str):
+    return importlib.import_module(f"kilobox.cli.{COMMANDS[name]}")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with *only*, just that command's module is imported."""
+    parser = _Parser(prog="kilobox", description="Build, ship, run, audit and slim micro-containers.")
+    parser.add_argument("--version", action="version", version=f"kilobox {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        if only is not None and name != only:
+            sub.add_parser(name)
+            continue
+        try:
+            mod = _load(name)
+        except ModuleNotFoundError:
+            continue  # command not installed in this build
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("KILOBOX_DEBUG") == "1"
+    only = next((a for a in argv if not a.startswith("-")), None)
+    only = only if only in COMMANDS else None
+    try:
+        args = build_parser(only).parse_args(argv)
+        if not getattr(args, "_module", None):
+            build_parser().print_help()
+            return 2
+        rc = args._module.run(args)
+        return int(rc or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # the reader went away (| head): not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except E.KiloboxError as e:
+        if debug:
+            import traceback
+            traceback.print_exc()
+        msg = f"kilobox: error: {e.message}"
+        if e.hint:
+            msg += f" (hint: {e.hint})"
+        print(msg, file=sys.stderr)
+        return exit_code_for(e)
+    except Exception as e:  # a bug: say so in one line, traceback only with --debug
+        if debug:
+            raise
+        print(f"kilobox: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)", file=sys.stderr)
+        return 70

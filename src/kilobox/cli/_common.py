@@ -1,0 +1,48 @@
+"""Options shared by several commands, and output helpers (the CLI's edge)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_registry_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--insecure", action="append", default=[], metavar="HOST[:PORT]",
+                   help="use plain http for this registry (repeatable; localhost is always plain http)")
+    p.add_argument("--username", "-u", help="registry user name")
+    p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    p.add_argument("--authfile", help="docker config.json with credentials (default ~/.docker/config.json)")
+
+
+def add_platform_option(p: argparse.ArgumentParser, help: str = "platform to select from an index, e.g. linux/arm64") -> None:
+    p.add_argument("--platform", help=help)
+
+
+def add_json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+
+
+def options_from(args: argparse.Namespace):
+    """A :class:`kilobox.formats.Options` from the shared registry flags."""
+    from ..formats import Options
+    password = None
+    if getattr(args, "password_stdin", False):
+        password = sys.stdin.readline().rstrip("\r\n")
+    return Options(insecure=tuple(getattr(args, "insecure", []) or ()),
+                   username=getattr(args, "username", None), password=password,
+                   docker_config=getattr(args, "authfile", None))
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def human_bytes(n: int | float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"

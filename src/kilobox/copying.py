@@ -1,0 +1,83 @@
+"""The copy engine: walk a root from a :class:`Source` into a :class:`Sink`.
+
+Manifests travel as their raw bytes, so digests never change. Blobs are
+streamed, verified on the way, and skipped when the sink already has them.
+Order: blobs, then child manifests, then the root — what registries require.
+"""
+
+from __future__ import annotations
+
+from .errors import ManifestError
+from .formats import Options, Sink, Source, open_sink, open_source
+from .oci import Descriptor, Index, Manifest, Platform, VerifyingReader, parse_manifest_or_index
+from .transports import Location
+
+
+def copy_blob(src: Source, dst: Sink, desc: Descriptor) -> bool:
+    """Copy one blob unless *dst* has it; True when bytes moved."""
+    if dst.has_blob(desc):
+        return False
+    with src.open_blob(desc) as raw:
+        dst.write_blob(desc, VerifyingReader(raw, desc.digest, desc.size, what=f"blob {desc.digest}"),
+                       source_path=src.blob_path(desc))
+    return True
+
+
+def _copy_manifest(src: Source, dst: Sink, desc: Descriptor, raw: bytes, manifest: Manifest) -> None:
+    cfg = manifest.config
+    if not dst.has_blob(cfg):
+        dst.write_manifest(cfg, src.manifest_bytes(cfg))
+    for layer in manifest.layers:
+        if layer.urls and not dst.has_blob(layer):
+            # foreign layers are referenced, not copied (as skopeo does by default)
+            try:
+                copy_blob(src, dst, layer)
+            except Exception:
+                continue
+        else:
+            copy_blob(src, dst, layer)
+
+
+def copy_root(src: Source, dst: Sink, platform: str | Platform | None = None) -> Descriptor:
+    """Copy the root of *src* into *dst* and commit; return the committed root descriptor.
+
+    With *platform*, or when *dst* holds single images only, one manifest of an
+    index is chosen (host platform by default) and copied unchanged.
+    """
+    root = src.root()
+    raw = src.manifest_bytes(root)
+    node = parse_manifest_or_index(raw, root.media_type, what=f"{src.name} root")
+    if isinstance(node, Index) and (platform is not None or not dst.supports_index):
+        want = platform if isinstance(platform, Platform) else (Platform.parse(platform) if platform else Platform.host())
+        root = node.select(want)
+        raw = src.manifest_bytes(root)
+        node = parse_manifest_or_index(raw, root.media_type, what=f"manifest {root.digest}")
+    if isinstance(node, Index):
+        for child in node.manifests:
+            child_raw = src.manifest_bytes(child)
+            sub = parse_manifest_or_index(child_raw, child.media_type, what=f"manifest {child.digest}")
+            if isinstance(sub, Index):
+                raise ManifestError(f"{src.name}: nested index {child.digest} is not supported")
+            _copy_manifest(src, dst, child, child_raw, sub)
+            dst.write_manifest(child, child_raw)
+    else:
+        _copy_manifest(src, dst, root, raw, node)
+    root = Descriptor(root.media_type, root.digest, root.size, platform=root.platform)
+    dst.commit(root, raw)
+    return root
+
+
+def copy(src: str | Location, dst: str | Location, *, platform: str | None = None,
+         options: Options | None = None) -> Descriptor:
+    """Copy an image or index from *src* to *dst* (skopeo-style locations).
+
+    >>> kilobox.copy("oci:./out:hello", "docker://127.0.0.1:5000/demo/hello:1")  # doctest: +SKIP
+    """
+    opts = options or Options()
+    with open_source(src, opts) as s:
+        if not opts.tag:
+            # a sink without a tag takes the source's tag (as skopeo does)
+            loc = src if isinstance(src, Location) else Location.parse(src)
+            opts.tag = loc.tag or (loc.ref.tag if loc.ref else "")
+        with open_sink(dst, opts) as d:
+            return copy_root(s, d, platform)

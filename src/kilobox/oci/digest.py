@@ -1,0 +1,129 @@
+"""Content digests (OCI image-spec, descriptor.md#digests): ``algorithm:hex``.
+
+sha256 is written; sha512 is read and verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ..errors import DigestMismatch, ManifestError
+
+_HEX_LEN = {"sha256": 64, "sha512": 128}
+_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    """A validated content digest such as ``sha256:e3b0…``."""
+
+    algorithm: str
+    hex: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Digest":
+        """Parse and validate *text*; raise :class:`ManifestError` when invalid."""
+        if not isinstance(text, str):
+            raise ManifestError(f"digest must be a string, got {type(text).__name__}")
+        m = _DIGEST_RE.match(text)
+        if not m:
+            raise ManifestError(f"invalid digest {text[:80]!r}")
+        algo, hexpart = m.group(1), m.group(2)
+        want = _HEX_LEN.get(algo)
+        if want is None:
+            raise ManifestError(f"unsupported digest algorithm {algo!r} in {text[:80]!r}")
+        if len(hexpart) != want or not re.fullmatch(r"[0-9a-f]+", hexpart):
+            raise ManifestError(f"invalid {algo} digest {text[:80]!r}")
+        return cls(algo, hexpart)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> "Digest":
+        """The digest of *data*."""
+        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+
+    def hasher(self) -> "hashlib._Hash":
+        """A fresh hash object of this digest's algorithm."""
+        return hashlib.new(self.algorithm)
+
+    def verify(self, data: bytes, size: int | None = None, what: str = "content") -> None:
+        """Raise :class:`DigestMismatch` unless *data* has this digest (and *size*)."""
+        if size is not None and len(data) != size:
+            raise DigestMismatch(f"{what}: expected {size} bytes, got {len(data)} ({self})")
+        got = hashlib.new(self.algorithm, data).hexdigest()
+        if got != self.hex:
+            raise DigestMismatch(f"{what}: digest mismatch, expected {self}, got {self.algorithm}:{got}")
+
+    @property
+    def encoded(self) -> str:
+        return self.hex
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+
+def sha256(data: bytes) -> Digest:
+    """Shorthand for ``Digest.of(data)``."""
+    return Digest.of(data)
+
+
+class VerifyingReader:
+    """Wrap a binary stream; hash and count what is read; check at EOF.
+
+    ``read()`` raises :class:`DigestMismatch` as soon as the stream yields more
+    than *size* bytes, and at end of stream when the digest or size differ,
+    so a consumer never treats unverified content as complete.
+    """
+
+    def __init__(self, raw: BinaryIO, digest: Digest, size: int | None, what: str = "blob") -> None:
+        self._raw = raw
+        self._digest = digest
+        self._size = size
+        self._h = digest.hasher()
+        self._n = 0
+        self._what = what
+        self.verified = False
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._raw.read(n)
+        if chunk:
+            self._n += len(chunk)
+            if self._size is not None and self._n > self._size:
+                raise DigestMismatch(f"{self._what} {self._digest}: more than the announced {self._size} bytes")
+            self._h.update(chunk)
+            return chunk
+        if n == 0:
+            return chunk
+        self._check()
+        return chunk
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # pragma: no cover - convenience
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def _check(self) -> None:
+        if self.verified:
+            return
+        if self._size is not None and self._n != self._size:
+            raise DigestMismatch(f"{self._what} {self._digest}: expected {self._size} bytes, got {self._n}")
+        got = self._h.hexdigest()
+        if got != self._digest.hex:
+            raise DigestMismatch(f"{self._what}: digest mismatch, expected {self._digest}, got {self._digest.algorithm}:{got}")
+        self.verified = True
+
+    def drain(self, bufsize: int = 1 << 20) -> None:
+        """Read to the end and verify."""
+        while self.read(bufsize):
+            pass
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> "VerifyingReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

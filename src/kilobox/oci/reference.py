@@ -1,0 +1,111 @@
+"""Registry references with Docker's rules.
+
+``alpine`` → ``docker.io/library/alpine:latest``;
+``host:port/repo:tag@sha256:…`` keeps both tag and digest (the digest wins on pull).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from ..errors import ReferenceError_
+from .digest import Digest
+
+DEFAULT_REGISTRY = "docker.io"
+DEFAULT_TAG = "latest"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_HOST_RE = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed registry reference."""
+
+    registry: str
+    repository: str
+    tag: str = ""
+    digest: Digest | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Reference":
+        orig = text
+        if not text or len(text) > 1024 or any(c.isspace() for c in text):
+            raise ReferenceError_(f"invalid image reference {orig[:100]!r}")
+        digest = None
+        if "@" in text:
+            text, _, dig = text.partition("@")
+            try:
+                digest = Digest.parse(dig)
+            except Exception:
+                raise ReferenceError_(f"invalid digest in reference {orig!r}") from None
+        tag = ""
+        slash = text.rfind("/")
+        colon = text.rfind(":")
+        if colon > slash:
+            text, tag = text[:colon], text[colon + 1:]
+            if not _TAG_RE.match(tag):
+                raise ReferenceError_(f"invalid tag {tag!r} in reference {orig!r}")
+        first, sep, rest = text.partition("/")
+        if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+            registry, repo = first, rest
+            if not _HOST_RE.match(registry):
+                raise ReferenceError_(f"invalid registry host {registry!r} in reference {orig!r}")
+        else:
+            registry, repo = DEFAULT_REGISTRY, text
+        if registry in ("index.docker.io", "registry-1.docker.io"):
+            registry = DEFAULT_REGISTRY
+        if registry == DEFAULT_REGISTRY and "/" not in repo:
+            repo = f"library/{repo}"
+        if not _REPO_RE.match(repo) or len(repo) > 255:
+            raise ReferenceError_(f"invalid repository name {repo!r} in reference {orig!r}",
+                                  hint="repository names are lower case: letters, digits and . _ - separators")
+        if not tag and digest is None:
+            tag = DEFAULT_TAG
+        return cls(registry, repo, tag, digest)
+
+    @property
+    def api_host(self) -> str:
+        """The host serving the registry API (docker.io is served by registry-1.docker.io)."""
+        return "registry-1.docker.io" if self.registry == DEFAULT_REGISTRY else self.registry
+
+    @property
+    def identifier(self) -> str:
+        """What goes after /manifests/: the digest if any, else the tag."""
+        return str(self.digest) if self.digest else self.tag
+
+    def with_tag(self, tag: str) -> "Reference":
+        return Reference(self.registry, self.repository, tag, None)
+
+    def with_digest(self, digest: Digest) -> "Reference":
+        return Reference(self.registry, self.repository, self.tag, digest)
+
+    @property
+    def repo_ref(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+    def __str__(self) -> str:
+        s = self.repo_ref
+        if self.tag:
+            s += f":{self.tag}"
+        if self.digest:
+            s += f"@{self.digest}"
+        return s
+
+
+def is_local_host(registry: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (with or without a port): plain http is used."""
+    host = registry
+    if host.startswith("["):
+        host = host[1:host.index("]")] if "]" in host else host
+    else:
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

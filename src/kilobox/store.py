@@ -1,0 +1,209 @@
+"""The local content store, shared by every command.
+
+Lives in ``$KILOBOX_CACHE``, else ``$XDG_CACHE_HOME/kilobox``, else
+``~/.cache/kilobox``::
+
+    blobs/sha256/<hex>   content-addressed blobs (verified before they land)
+    tmp/                 temp files, on the same filesystem so renames are atomic
+    <area>/…             other caches (compile/, rootfs/, bundles/) via :meth:`Store.area`
+
+Writes are atomic (temp file, fsync, rename), so two kilobox processes can
+fill the store at once: the loser of a race renames identical bytes over
+identical bytes. Structural changes (prune) take an exclusive ``flock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ._atomic import fsync_dir
+from .errors import StoreError
+from .oci import Descriptor, Digest, VerifyingReader
+
+CHUNK = 1 << 20
+
+
+def default_root() -> Path:
+    env = os.environ.get("KILOBOX_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) / "kilobox" if xdg else Path.home() / ".cache" / "kilobox"
+
+
+class Store:
+    """A content-addressed blob store plus named cache areas."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+
+    # -- blobs ---------------------------------------------------------------
+    def blob_path(self, digest: Digest | str) -> Path:
+        d = digest if isinstance(digest, Digest) else Digest.parse(digest)
+        return self.root / "blobs" / d.algorithm / d.hex
+
+    def has_blob(self, digest: Digest | str, size: int | None = None) -> bool:
+        p = self.blob_path(digest)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return False
+        return size is None or st.st_size == size
+
+    def put_blob(self, desc: Descriptor, stream: BinaryIO) -> Path:
+        """Stream a blob in, verifying digest and size before it becomes visible."""
+        dest = self.blob_path(desc.digest)
+        if self.has_blob(desc.digest, desc.size):
+            return dest
+        reader = stream if isinstance(stream, VerifyingReader) else VerifyingReader(stream, desc.digest, desc.size)
+        with self.temp_file() as (f, tmp):
+            while True:
+                chunk = reader.read(CHUNK)
+                if not chunk:
+                    break
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+        return dest
+
+    def put_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
+        desc = Descriptor.for_bytes(media_type, data)
+        import io
+        self.put_blob(desc, io.BytesIO(data))
+        return desc
+
+    def read_blob(self, digest: Digest | str) -> bytes:
+        try:
+            return self.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            from .errors import NotFound
+            raise NotFound(f"blob {digest} is not in the store {self.root}") from None
+
+    # -- temp files and areas -----------------------------------------------
+    @contextlib.contextmanager
+    def temp_file(self) -> Iterator[tuple[BinaryIO, Path]]:
+        """A temp file inside the store; removed unless renamed away."""
+        tmpdir = self.root / "tmp"
+        try:
+            tmpdir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the store at {self.root}: {e.strerror}",
+                             hint="set KILOBOX_CACHE to a writable directory") from None
+        fd, name = tempfile.mkstemp(dir=tmpdir, prefix="blob.")
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f, path  # type: ignore[misc]
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def temp_dir(self, prefix: str = "dir.") -> Path:
+        """A new temp directory inside the store (caller renames or removes it)."""
+        tmpdir = self.root / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=tmpdir, prefix=prefix))
+
+    def area(self, name: str) -> Path:
+        """A named cache directory (``compile``, ``rootfs``, ``bundles``…), created on demand."""
+        p = self.root / name
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @contextlib.contextmanager
+    def lock(self, name: str = "store", shared: bool = False) -> Iterator[None]:
+        """An advisory flock on ``locks/<name>`` (exclusive unless *shared*)."""
+        d = self.root / "locks"
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d / name, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- maintenance ----------------------------------------------------------
+    def usage(self) -> dict[str, int]:
+        """Bytes used per top-level area."""
+        out: dict[str, int] = {}
+        if not self.root.exists():
+            return out
+        for child in self.root.iterdir():
+            if child.name == "locks":
+                continue
+            total = 0
+            for dirpath, _dirs, files in os.walk(child):
+                for fn in files:
+                    with contextlib.suppress(OSError):
+                        total += os.lstat(os.path.join(dirpath, fn)).st_size
+            out[child.name] = total
+        return out
+
+    def prune(self, older_than: float = 0.0, areas: tuple[str, ...] = ("blobs", "tmp")) -> tuple[int, int]:
+        """Remove entries of *areas* not modified for *older_than* seconds.
+
+        Returns (entries removed, bytes freed). Holds the store lock so a
+        concurrent prune cannot race; concurrent readers re-fetch what they miss.
+        """
+        cutoff = time.time() - older_than
+        removed = freed = 0
+        with self.lock():
+            for area in areas:
+                base = self.root / area
+                if not base.is_dir():
+                    continue
+                for entry in _entries(base, area):
+                    try:
+                        st = entry.lstat()
+                    except FileNotFoundError:
+                        continue
+                    if max(st.st_mtime, st.st_atime) > cutoff:
+                        continue
+                    size = _tree_size(entry)
+                    if entry.is_dir() and not entry.is_symlink():
+                        _rmtree(entry)
+                    else:
+                        entry.unlink(missing_ok=True)
+                    removed += 1
+                    freed += size
+        return removed, freed
+
+
+def _entries(base: Path, area: str) -> Iterator[Path]:
+    if area == "blobs":
+        for algo in base.iterdir():
+            if algo.is_dir():
+                yield from algo.iterdir()
+    else:
+        yield from base.iterdir()
+
+
+def _tree_size(p: Path) -> int:
+    if p.is_file() or p.is_symlink():
+        return p.lstat().st_size
+    total = 0
+    for dirpath, _d, files in os.walk(p):
+        for fn in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, fn)).st_size
+    return total
+
+
+def _rmtree(p: Path) -> None:
+    def onerror(func, path, exc):  # read-only dirs inside unpacked rootfs
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(path), 0o755)
+            os.chmod(path, 0o755)
+            func(path)
+    shutil.rmtree(p, onerror=onerror)
