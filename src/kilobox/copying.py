@@ -7,23 +7,35 @@ Order: blobs, then child manifests, then the root — what registries require.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .errors import ManifestError
 from .formats import Options, Sink, Source, open_sink, open_source
 from .oci import Descriptor, Index, Manifest, Platform, VerifyingReader, parse_manifest_or_index
 from .transports import Location
 
+Progress = Callable[[str, int, int], None]
 
-def copy_blob(src: Source, dst: Sink, desc: Descriptor) -> bool:
-    """Copy one blob unless *dst* has it; True when bytes moved."""
+
+def copy_blob(src: Source, dst: Sink, desc: Descriptor, progress: Progress | None = None) -> bool:
+    """Copy one blob unless *dst* has it; True when bytes moved. *progress*: (what, done, total)."""
     if dst.has_blob(desc):
         return False
+    mount = getattr(dst, "mount_blob", None)   # optional sink hook: registry cross-repo mount
+    if mount is not None and mount(desc, src):
+        return True
     with src.open_blob(desc) as raw:
-        dst.write_blob(desc, VerifyingReader(raw, desc.digest, desc.size, what=f"blob {desc.digest}"),
+        stream = raw
+        if progress is not None:
+            from .progress import CountingReader
+            stream = CountingReader(raw, progress, desc.digest.hex[:12], desc.size)
+        dst.write_blob(desc, VerifyingReader(stream, desc.digest, desc.size, what=f"blob {desc.digest}"),
                        source_path=src.blob_path(desc))
     return True
 
 
-def _copy_manifest(src: Source, dst: Sink, desc: Descriptor, raw: bytes, manifest: Manifest) -> None:
+def _copy_manifest(src: Source, dst: Sink, desc: Descriptor, raw: bytes, manifest: Manifest,
+                   progress: Progress | None = None) -> None:
     cfg = manifest.config
     if not dst.has_blob(cfg):
         dst.write_manifest(cfg, src.manifest_bytes(cfg))
@@ -31,14 +43,15 @@ def _copy_manifest(src: Source, dst: Sink, desc: Descriptor, raw: bytes, manifes
         if layer.urls and not dst.has_blob(layer):
             # foreign layers are referenced, not copied (as skopeo does by default)
             try:
-                copy_blob(src, dst, layer)
+                copy_blob(src, dst, layer, progress)
             except Exception:
                 continue
         else:
-            copy_blob(src, dst, layer)
+            copy_blob(src, dst, layer, progress)
 
 
-def copy_root(src: Source, dst: Sink, platform: str | Platform | None = None) -> Descriptor:
+def copy_root(src: Source, dst: Sink, platform: str | Platform | None = None,
+              progress: Progress | None = None) -> Descriptor:
     """Copy the root of *src* into *dst* and commit; return the committed root descriptor.
 
     With *platform*, or when *dst* holds single images only, one manifest of an
@@ -58,10 +71,10 @@ def copy_root(src: Source, dst: Sink, platform: str | Platform | None = None) ->
             sub = parse_manifest_or_index(child_raw, child.media_type, what=f"manifest {child.digest}")
             if isinstance(sub, Index):
                 raise ManifestError(f"{src.name}: nested index {child.digest} is not supported")
-            _copy_manifest(src, dst, child, child_raw, sub)
+            _copy_manifest(src, dst, child, child_raw, sub, progress)
             dst.write_manifest(child, child_raw)
     else:
-        _copy_manifest(src, dst, root, raw, node)
+        _copy_manifest(src, dst, root, raw, node, progress)
     root = Descriptor(root.media_type, root.digest, root.size, platform=root.platform)
     dst.commit(root, raw)
     return root
@@ -80,4 +93,4 @@ def copy(src: str | Location, dst: str | Location, *, platform: str | None = Non
             loc = src if isinstance(src, Location) else Location.parse(src)
             opts.tag = loc.tag or (loc.ref.tag if loc.ref else "")
         with open_sink(dst, opts) as d:
-            return copy_root(s, d, platform)
+            return copy_root(s, d, platform, opts.progress)

@@ -28,7 +28,7 @@ class Digest:
         """Parse and validate *text*; raise :class:`ManifestError` when invalid."""
         if not isinstance(text, str):
             raise ManifestError(f"digest must be a string, got {type(text).__name__}")
-        m = _DIGEST_RE.match(text)
+        m = _DIGEST_RE.fullmatch(text)
         if not m:
             raise ManifestError(f"invalid digest {text[:80]!r}")
         algo, hexpart = m.group(1), m.group(2)

@@ -34,6 +34,13 @@ class Platform:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Platform":
+        from ..errors import ManifestError
+        for key in ("os", "architecture", "variant", "os.version"):
+            if d.get(key) is not None and not isinstance(d.get(key), str):
+                raise ManifestError(f"platform: {key} must be a string")
+        feats = d.get("os.features")
+        if feats is not None and not (isinstance(feats, list) and all(isinstance(f, str) for f in feats)):
+            raise ManifestError("platform: os.features must be a list of strings")
         return cls(
             os=str(d.get("os", "")),
             architecture=str(d.get("architecture", "")),

@@ -1,0 +1,159 @@
+"""The size report printed after every build, and the budget check.
+
+A platform's *total* is what a registry stores for it: manifest + config +
+layer bytes (compressed). With several platforms there is also an index; the
+budget then applies to each platform's total **plus the index** (what a pull of
+that platform fetches), so ``httpd``'s "≤ 8 KiB (amd64, index included)" and
+``hello``'s "≤ 1,024 bytes (manifest + config + layer)" are the same rule.
+
+Rendering is pure (a string, or rich renderables built on demand); only the CLI prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class PlatformFigures:
+    """Byte counts of one platform's image."""
+
+    platform: str
+    digest: str                      # of the manifest
+    binary_bytes: int
+    layer_bytes: int                 # compressed, as stored
+    layer_uncompressed_bytes: int
+    config_bytes: int
+    manifest_bytes: int
+    index_bytes: int = 0             # 0 when there is no index
+    budget_bytes: int | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        """manifest + config + layer."""
+        return self.manifest_bytes + self.config_bytes + self.layer_bytes
+
+    @property
+    def total_with_index_bytes(self) -> int:
+        return self.total_bytes + self.index_bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.budget_bytes is None or self.total_with_index_bytes <= self.budget_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(total_bytes=self.total_bytes, total_with_index_bytes=self.total_with_index_bytes, ok=self.ok)
+        return d
+
+
+@dataclass
+class BuildReport:
+    """What a build produced: figures per platform, digests, destinations, notes."""
+
+    name: str
+    tag: str
+    root_digest: str
+    root_media_type: str
+    created: str
+    platforms: list[PlatformFigures]
+    index_digest: str | None = None
+    index_bytes: int = 0
+    budget_bytes: int | None = None
+    destinations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for p in self.platforms)
+
+    @property
+    def over_budget(self) -> list[PlatformFigures]:
+        return [p for p in self.platforms if not p.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "tag": self.tag, "ok": self.ok, "created": self.created,
+            "root": {"mediaType": self.root_media_type, "digest": self.root_digest},
+            "index": {"digest": self.index_digest, "size": self.index_bytes} if self.index_digest else None,
+            "budget_bytes": self.budget_bytes,
+            "platforms": [p.to_dict() for p in self.platforms],
+            "destinations": list(self.destinations), "warnings": list(self.warnings), "notes": list(self.notes),
+        }
+
+
+def budget_message(report: BuildReport) -> str:
+    """One line naming every platform over budget, with its figures."""
+    parts = []
+    for p in report.over_budget:
+        idx = f" + index {p.index_bytes}" if p.index_bytes else ""
+        parts.append(f"{p.platform}: {p.total_with_index_bytes} bytes (manifest {p.manifest_bytes} + config "
+                     f"{p.config_bytes} + layer {p.layer_bytes}{idx}) > budget {p.budget_bytes}")
+    return f"{report.name}: over the size budget: " + "; ".join(parts)
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+HEADERS = ("platform", "binary", "layer", "config+manifest", "index", "total", "budget", "result", "digest")
+
+
+def rows(report: BuildReport) -> list[tuple[str, ...]]:
+    out = []
+    for p in report.platforms:
+        out.append((p.platform, str(p.binary_bytes), str(p.layer_bytes),
+                    f"{p.config_bytes}+{p.manifest_bytes}", str(p.index_bytes) if p.index_bytes else "-",
+                    str(p.total_with_index_bytes),
+                    str(p.budget_bytes) if p.budget_bytes is not None else "-",
+                    "-" if p.budget_bytes is None else ("ok" if p.ok else "OVER"),
+                    p.digest))
+    return out
+
+
+def _trailer(report: BuildReport) -> list[str]:
+    lines = []
+    if report.index_digest:
+        lines.append(f"index   {report.index_digest} ({report.index_bytes} bytes)")
+    else:
+        lines.append(f"image   {report.root_digest}")
+    for d in report.destinations:
+        lines.append(f"written {d}")
+    for n in report.notes:
+        lines.append(f"note    {n}")
+    for w in report.warnings:
+        lines.append(f"warning {w}")
+    return lines
+
+
+def render_text(report: BuildReport) -> str:
+    """A plain-text table (sizes in bytes), for logs and pipes."""
+    table = [HEADERS, *rows(report)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS))]
+    right = {1, 2, 3, 4, 5, 6}
+    lines = []
+    for r in table:
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
+        lines.append("  ".join(cells).rstrip())
+    head = f"{report.name}:{report.tag}  created {report.created}  (sizes in bytes; total = manifest + config + layer"
+    head += " + index)" if report.index_digest else ")"
+    return "\n".join([head, *lines, *_trailer(report)]) + "\n"
+
+
+def render_rich(report: BuildReport) -> Any:
+    """A rich renderable (imported lazily; only used on a terminal)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=f"{report.name}:{report.tag}", caption="sizes in bytes; total = manifest + config + layer"
+              + (" + index" if report.index_digest else ""), title_justify="left")
+    for i, h in enumerate(HEADERS):
+        t.add_column(h, justify="right" if 1 <= i <= 6 else "left", no_wrap=h == "digest")
+    for r in rows(report):
+        style = {"ok": "green", "OVER": "bold red"}.get(r[7], "")
+        t.add_row(*r[:7], Text(r[7], style=style), Text(r[8][:19] + "…", style="dim"))
+    return Group(t, Text("\n".join(_trailer(report))))
+
+
+__all__ = ["PlatformFigures", "BuildReport", "budget_message", "render_text", "render_rich"]

@@ -1,0 +1,377 @@
+"""The OCI image layout directory (image-spec ``image-layout.md``): ``oci:DIR[:TAG]``.
+
+::
+
+    DIR/oci-layout          {"imageLayoutVersion": "1.0.0"}
+    DIR/index.json          an image index; each entry may carry the annotation
+                            org.opencontainers.image.ref.name = TAG
+    DIR/blobs/sha256/<hex>  content
+
+Several tagged images share one layout: writing a tag replaces the entry with
+the same ``ref.name`` (as skopeo and umoci do); an untagged write adds an entry
+unless the same untagged root is already there.
+
+Safety: blob paths are built from validated digests only (no traversal), a blob
+that is a symlink resolving outside the layout or not a regular file is
+refused, sizes are checked on open and digests on read. Writes go to a temp
+file, are verified, fsynced and renamed into place; ``index.json`` is replaced
+atomically while holding an exclusive ``flock`` on the layout directory, so
+concurrent writers (kilobox processes) never lose each other's tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from .._atomic import atomic_write, fsync_dir
+from ..errors import DigestMismatch, LayoutError, ManifestError, NotFound, UsageError
+from ..oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Index, VerifyingReader, canonical_json
+from ..oci import mediatypes as mt
+from .base import Sink, Source
+
+REF_NAME = "org.opencontainers.image.ref.name"
+LAYOUT_FILE = "oci-layout"
+INDEX_FILE = "index.json"
+CHUNK = 1 << 20
+_TMP_PREFIX = ".kilobox-tmp-"
+
+
+def validate_tag(tag: str) -> str:
+    """Check a tag used as ``ref.name``: printable, no whitespace, at most 255 chars."""
+    if not tag or len(tag) > 255 or any(c.isspace() or not c.isprintable() for c in tag):
+        raise UsageError(f"invalid tag {tag[:80]!r} for an OCI layout",
+                         hint="use letters, digits and . _ - / : (no spaces)")
+    return tag
+
+
+class Layout:
+    """Low-level access to one layout directory (shared by source, sink and oci-archive)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    # -- reading -------------------------------------------------------------
+    def check(self) -> None:
+        """Raise unless *path* is a readable OCI layout (oci-layout present and valid)."""
+        if not self.path.is_dir():
+            raise NotFound(f"OCI layout {self.path} does not exist",
+                           hint="check the path after oci:")
+        lf = self.path / LAYOUT_FILE
+        try:
+            raw = lf.read_bytes()[:4096]
+        except FileNotFoundError:
+            raise LayoutError(f"{self.path} is not an OCI layout: {LAYOUT_FILE} is missing") from None
+        except OSError as e:
+            raise LayoutError(f"{lf}: cannot read ({e.strerror})") from None
+        parse_oci_layout(raw, str(lf))
+
+    def read_index_raw(self) -> bytes | None:
+        """The bytes of index.json, or None when it does not exist."""
+        p = self.path / INDEX_FILE
+        try:
+            if p.stat().st_size > MAX_MANIFEST_BYTES:
+                raise LayoutError(f"{p}: larger than the 4 MiB limit")
+            return p.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def read_index(self) -> Index:
+        """Parse index.json (it must exist)."""
+        raw = self.read_index_raw()
+        if raw is None:
+            raise LayoutError(f"{self.path} is not an OCI layout: {INDEX_FILE} is missing")
+        return parse_layout_index(raw, str(self.path / INDEX_FILE))
+
+    def blob_path(self, digest: Digest) -> Path:
+        """The path of a blob (no checks on the file; the digest is already validated)."""
+        return self.path / "blobs" / digest.algorithm / digest.hex
+
+    def safe_blob_path(self, desc: Descriptor) -> Path:
+        """The real path of *desc*'s blob after safety checks (inside the layout, regular file)."""
+        p = self.blob_path(desc.digest)
+        try:
+            real = Path(os.path.realpath(p, strict=True))
+        except (FileNotFoundError, OSError):
+            raise LayoutError(f"{self.path}: blob {desc.digest} is missing",
+                              hint="the layout is incomplete; copy the image again") from None
+        root = Path(os.path.realpath(self.path))
+        if root not in real.parents:
+            raise LayoutError(f"{self.path}: blob {desc.digest} is a link pointing outside the layout")
+        st = real.stat()
+        import stat as _stat
+        if not _stat.S_ISREG(st.st_mode):
+            raise LayoutError(f"{self.path}: blob {desc.digest} is not a regular file")
+        if st.st_size != desc.size:
+            raise DigestMismatch(f"{self.path}: blob {desc.digest} has {st.st_size} bytes, "
+                                 f"expected {desc.size}", hint="the layout is corrupt; copy the image again")
+        return real
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        real = self.safe_blob_path(desc)
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        return os.fdopen(fd, "rb")
+
+    def read_blob_verified(self, desc: Descriptor) -> bytes:
+        """A small blob (manifest, index, config), verified against *desc*."""
+        if desc.size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{self.path}: {desc.digest} is {desc.size} bytes, over the 4 MiB manifest limit")
+        with self.open_blob(desc) as f:
+            data = f.read(desc.size + 1)
+        desc.digest.verify(data, desc.size, what=f"{self.path}: blob")
+        return data
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        try:
+            st = os.lstat(self.blob_path(desc.digest))
+        except FileNotFoundError:
+            return False
+        import stat as _stat
+        return _stat.S_ISREG(st.st_mode) and st.st_size == desc.size
+
+    # -- writing -------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """An exclusive flock on the layout directory itself (no extra files)."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def write_blob_stream(self, desc: Descriptor, stream: BinaryIO) -> bool:
+        """Stream, verify, fsync and rename a blob into place; True when it was written."""
+        if self.has_blob(desc):
+            # drain anyway? No: the engine asked has_blob first; a racing writer wrote identical content.
+            return False
+        reader = stream if isinstance(stream, VerifyingReader) else VerifyingReader(
+            stream, desc.digest, desc.size, what=f"blob {desc.digest}")
+        dest = self.blob_path(desc.digest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                while True:
+                    chunk = reader.read(CHUNK)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            if isinstance(reader, VerifyingReader) and not reader.verified:
+                raise DigestMismatch(f"blob {desc.digest}: stream was not verified")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        fsync_dir(dest.parent)
+        return True
+
+    def write_blob_bytes(self, desc: Descriptor, data: bytes) -> bool:
+        desc.digest.verify(data, desc.size, what=f"blob for {self.path}")
+        import io
+        return self.write_blob_stream(desc, io.BytesIO(data))
+
+    def ensure_layout_file(self) -> None:
+        lf = self.path / LAYOUT_FILE
+        if not lf.exists():
+            atomic_write(lf, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
+
+    def add_root(self, root: Descriptor, tag: str) -> bytes:
+        """Add *root* to index.json (replacing *tag*'s old entry) under the lock; returns the new bytes."""
+        with self.lock():
+            self.ensure_layout_file()
+            raw = self.read_index_raw()
+            obj = _index_obj(raw, str(self.path / INDEX_FILE))
+            new = updated_index(obj, root, tag)
+            data = canonical_json(new)
+            atomic_write(self.path / INDEX_FILE, data)
+            return data
+
+
+def parse_oci_layout(raw: bytes, where: str) -> str:
+    """Validate the ``oci-layout`` file; returns its version."""
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        raise LayoutError(f"{where}: not valid JSON") from None
+    ver = obj.get("imageLayoutVersion") if isinstance(obj, dict) else None
+    if not isinstance(ver, str) or not ver.startswith("1."):
+        raise LayoutError(f"{where}: unsupported imageLayoutVersion {ver!r}", hint="expected 1.0.0")
+    return ver
+
+
+def parse_layout_index(raw: bytes, where: str) -> Index:
+    """Parse a layout's index.json; every error becomes a :class:`LayoutError`."""
+    try:
+        return Index.parse(raw, mt.OCI_INDEX, what=where)
+    except ManifestError as e:
+        raise LayoutError(e.message, hint="the layout's index.json is damaged") from None
+
+
+def _index_obj(raw: bytes | None, where: str) -> dict[str, Any]:
+    """The JSON object of an existing index.json (validated), or a fresh one."""
+    if raw is None:
+        return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
+    parse_layout_index(raw, where)  # validate before touching anything
+    return json.loads(raw)
+
+
+def updated_index(obj: dict[str, Any], root: Descriptor, tag: str) -> dict[str, Any]:
+    """Pure: *obj* (an index.json object) with *root* added under *tag* (unknown fields kept)."""
+    entry = root.with_(annotations={**root.annotations, REF_NAME: tag} if tag else
+                       {k: v for k, v in root.annotations.items() if k != REF_NAME}).to_dict()
+    kept = []
+    for m in obj.get("manifests", []):
+        name = (m.get("annotations") or {}).get(REF_NAME, "")
+        if tag and name == tag:
+            continue                      # a tag moves: replace the old entry
+        if not tag and not name and m.get("digest") == entry["digest"]:
+            continue                      # the same untagged root: keep one
+        kept.append(m)
+    kept.append(entry)
+    new = dict(obj)
+    new["schemaVersion"] = 2
+    new.setdefault("mediaType", mt.OCI_INDEX)
+    new["manifests"] = kept
+    return new
+
+
+def select_entry(index: Index, tag: str, where: str) -> Descriptor:
+    """The index entry for *tag* (or the only entry when *tag* is empty)."""
+    tags = sorted({m.ref_name for m in index.manifests if m.ref_name})
+    if tag:
+        for m in index.manifests:
+            if m.ref_name == tag:
+                return m
+        if tag.startswith(("sha256:", "sha512:")):   # oci:DIR:sha256:… selects by digest
+            for m in index.manifests:
+                if str(m.digest) == tag:
+                    return m
+        raise NotFound(f"{where}: no image tagged {tag!r}",
+                       hint=f"available tags: {', '.join(tags)}" if tags else "the layout has no tagged images")
+    if len(index.manifests) == 1:
+        return index.manifests[0]
+    if not index.manifests:
+        raise NotFound(f"{where}: the layout holds no images")
+    raise UsageError(f"{where}: holds {len(index.manifests)} images; name one with :TAG",
+                     hint=f"available tags: {', '.join(tags)}" if tags else "entries have no tags")
+
+
+def list_tags(path: str | os.PathLike[str]) -> list[str]:
+    """The ``ref.name`` tags of a layout, sorted."""
+    lay = Layout(path)
+    lay.check()
+    return sorted({m.ref_name for m in lay.read_index().manifests if m.ref_name})
+
+
+class LayoutSource(Source):
+    """Read one image or index from an OCI layout directory."""
+
+    def __init__(self, path: str | os.PathLike[str], tag: str = "") -> None:
+        self.layout = Layout(path)
+        self.tag = tag
+        self.name = f"oci:{path}" + (f":{tag}" if tag else "")
+        self.layout.check()
+        self.index = self.layout.read_index()
+        self._root = select_entry(self.index, tag, self.name)
+
+    def root(self) -> Descriptor:
+        return self._root
+
+    def tags(self) -> list[str]:
+        return sorted({m.ref_name for m in self.index.manifests if m.ref_name})
+
+    def manifest_bytes(self, desc: Descriptor) -> bytes:
+        if desc.data is not None:
+            return desc.data
+        return self.layout.read_blob_verified(desc)
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        return self.layout.open_blob(desc)
+
+    def blob_path(self, desc: Descriptor) -> Path | None:
+        return self.layout.safe_blob_path(desc)
+
+
+class LayoutSink(Sink):
+    """Write one image or index into an OCI layout directory under *tag*.
+
+    Blobs land as they arrive (verified, atomically); ``index.json`` changes only
+    on :meth:`commit`. Closing without commit leaves the index untouched; when
+    the sink created the directory, it removes it again.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], tag: str = "") -> None:
+        self.layout = Layout(path)
+        self.tag = validate_tag(tag) if tag else ""
+        self.name = f"oci:{path}" + (f":{tag}" if tag else "")
+        p = self.layout.path
+        self._created: list[Path] = []
+        self._written: list[Path] = []
+        self._committed = False
+        if p.exists():
+            if not p.is_dir():
+                raise LayoutError(f"{p} exists and is not a directory")
+            if (p / LAYOUT_FILE).exists() or (p / INDEX_FILE).exists():
+                self.layout.check()
+                raw = self.layout.read_index_raw()
+                if raw is not None:
+                    parse_layout_index(raw, str(p / INDEX_FILE))
+            elif any(p.iterdir()):
+                raise LayoutError(f"{p} is not empty and not an OCI layout",
+                                  hint="write to a new or empty directory, or to an existing layout")
+        else:
+            missing = []
+            q = p
+            while not q.exists():
+                missing.append(q)
+                q = q.parent
+            p.mkdir(parents=True)
+            self._created = missing          # deepest first
+        with self.layout.lock():             # so a concurrent writer sees a layout, not a stray dir
+            self.layout.ensure_layout_file()
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        return self.layout.has_blob(desc)
+
+    def write_blob(self, desc: Descriptor, stream: BinaryIO, source_path: Path | None = None) -> None:
+        if self.layout.write_blob_stream(desc, stream):
+            self._written.append(self.layout.blob_path(desc.digest))
+
+    def write_manifest(self, desc: Descriptor, raw: bytes) -> None:
+        if self.layout.write_blob_bytes(desc, raw):
+            self._written.append(self.layout.blob_path(desc.digest))
+
+    def commit(self, root: Descriptor, raw: bytes) -> None:
+        root.digest.verify(raw, root.size, what=f"{self.name}: root")
+        self.write_manifest(root, raw)
+        self.layout.add_root(root, self.tag)
+        self._committed = True
+
+    def close(self) -> None:
+        if self._committed or not self._created:
+            return
+        # a directory we created and never committed: remove what we wrote, then empty dirs
+        with contextlib.suppress(OSError):
+            with self.layout.lock():
+                if (self.layout.path / INDEX_FILE).exists():
+                    return                   # another writer committed meanwhile: keep everything
+                for f in [*self._written, self.layout.path / LAYOUT_FILE]:
+                    with contextlib.suppress(FileNotFoundError):
+                        f.unlink()
+        for d in [*self.layout.path.glob("blobs/*"), self.layout.path / "blobs", *self._created]:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+__all__ = ["Layout", "LayoutSource", "LayoutSink", "list_tags", "select_entry", "updated_index",
+           "parse_oci_layout", "parse_layout_index", "validate_tag", "REF_NAME"]

@@ -1,0 +1,310 @@
+"""oci-archive: an OCI image layout in a tar file (``oci-archive:FILE[:TAG]``), as skopeo writes it.
+
+Reading never extracts: the tar's members are indexed by name once and blobs
+are served straight from their offsets, verified by the caller (sizes checked
+here). Only regular members named ``oci-layout``, ``index.json`` or
+``blobs/<algo>/<hex>`` are used; absolute names, ``..``, links, devices and
+sparse members are ignored, so a hostile tar cannot point anywhere.
+
+Writing stages a layout in a temp directory beside FILE, then writes a
+deterministic tar (sorted names, mtime 0, uid/gid 0, no user names, 0644/0755)
+to a temp file and renames it over FILE. **Existing tags are kept**: when FILE
+already is an oci-archive, its other tagged images (and their blobs) are
+carried over and only the entry of the same tag is replaced — the same rule as
+for a layout directory. (skopeo instead overwrites the whole file.) A
+damaged existing FILE is an error, never silently replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from ..errors import DigestMismatch, LayoutError, ManifestError, NotFound
+from ..oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Index, parse_manifest_or_index
+from ..oci import mediatypes as mt
+from .base import Sink, Source
+from .layout import (INDEX_FILE, LAYOUT_FILE, Layout, parse_layout_index, parse_oci_layout,
+                     select_entry, validate_tag)
+
+
+class _Section(io.RawIOBase):
+    """A read-only window [offset, offset+size) of a file."""
+
+    def __init__(self, path: Path, offset: int, size: int) -> None:
+        self._f = open(path, "rb")
+        self._f.seek(offset)
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._f.read(n)
+        self._left -= len(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def _clean_name(name: str) -> str | None:
+    """The normalised member name, or None for a name kilobox will not use."""
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    if not name or name.startswith("/") or "\\" in name:
+        return None
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return None
+    return name
+
+
+class OciArchive:
+    """The members of an oci-archive, indexed by name (read-only, no extraction)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.members: dict[str, tuple[int, int]] = {}     # name → (offset, size)
+        try:
+            total = self.path.stat().st_size
+            with tarfile.open(self.path, mode="r:") as tf:
+                for info in tf:
+                    name = _clean_name(info.name)
+                    if name is None or not info.isreg() or info.issparse():
+                        continue                       # hostile or irrelevant: ignored
+                    if info.offset_data + info.size > total:
+                        raise LayoutError(f"{self.path}: member {name} runs past the end of the file",
+                                          hint="the archive is truncated")
+                    self.members[name] = (info.offset_data, info.size)   # last one wins, as in tar
+        except FileNotFoundError:
+            raise NotFound(f"oci-archive {self.path} does not exist") from None
+        except IsADirectoryError:
+            raise LayoutError(f"{self.path} is a directory, not an oci-archive",
+                              hint=f"use oci:{self.path} for a layout directory") from None
+        except (tarfile.TarError, EOFError) as e:
+            raise LayoutError(f"{self.path}: not a valid tar archive ({str(e)[:80]})",
+                              hint="oci-archive files are uncompressed tars of an OCI layout") from None
+        if LAYOUT_FILE not in self.members:
+            raise LayoutError(f"{self.path} is not an oci-archive: {LAYOUT_FILE} is missing")
+        parse_oci_layout(self.read_member(LAYOUT_FILE, 4096), f"{self.path}:{LAYOUT_FILE}")
+        if INDEX_FILE not in self.members:
+            raise LayoutError(f"{self.path} is not an oci-archive: {INDEX_FILE} is missing")
+        self.index_raw = self.read_member(INDEX_FILE, MAX_MANIFEST_BYTES)
+        self.index: Index = parse_layout_index(self.index_raw, f"{self.path}:{INDEX_FILE}")
+
+    def read_member(self, name: str, limit: int) -> bytes:
+        off, size = self.members[name]
+        if size > limit:
+            raise LayoutError(f"{self.path}: {name} is {size} bytes, over the {limit} byte limit")
+        with _Section(self.path, off, size) as s:
+            return s.read()
+
+    def tags(self) -> list[str]:
+        return sorted({m.ref_name for m in self.index.manifests if m.ref_name})
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        m = self.members.get(f"blobs/{desc.digest.algorithm}/{desc.digest.hex}")
+        return m is not None and m[1] == desc.size
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        name = f"blobs/{desc.digest.algorithm}/{desc.digest.hex}"
+        try:
+            off, size = self.members[name]
+        except KeyError:
+            raise LayoutError(f"{self.path}: blob {desc.digest} is missing",
+                              hint="the archive is incomplete") from None
+        if size != desc.size:
+            raise DigestMismatch(f"{self.path}: blob {desc.digest} has {size} bytes, expected {desc.size}")
+        return _Section(self.path, off, size)  # type: ignore[return-value]
+
+    def read_blob_verified(self, desc: Descriptor) -> bytes:
+        if desc.data is not None:
+            return desc.data
+        if desc.size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{self.path}: {desc.digest} is {desc.size} bytes, over the 4 MiB manifest limit")
+        with self.open_blob(desc) as f:
+            data = f.read()
+        desc.digest.verify(data, desc.size, what=f"{self.path}: blob")
+        return data
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "OciArchive":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def list_tags(path: str | os.PathLike[str]) -> list[str]:
+    """The tags held by an oci-archive."""
+    return OciArchive(path).tags()
+
+
+class OciArchiveSource(Source):
+    """Read one image or index from an oci-archive, without extracting it."""
+
+    def __init__(self, path: str | os.PathLike[str], tag: str = "") -> None:
+        self.archive = OciArchive(path)
+        self.name = f"oci-archive:{path}" + (f":{tag}" if tag else "")
+        self._root = select_entry(self.archive.index, tag, self.name)
+
+    def root(self) -> Descriptor:
+        return self._root
+
+    def tags(self) -> list[str]:
+        return self.archive.tags()
+
+    def manifest_bytes(self, desc: Descriptor) -> bytes:
+        return self.archive.read_blob_verified(desc)
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        return self.archive.open_blob(desc)
+
+
+def _reachable(read: Any, desc: Descriptor, out: dict[str, Descriptor]) -> None:
+    """Collect every blob *desc* refers to (itself, children, configs, layers)."""
+    if str(desc.digest) in out:
+        return
+    out[str(desc.digest)] = desc
+    if desc.media_type in mt.INDEX_TYPES or desc.media_type in mt.MANIFEST_TYPES:
+        node = parse_manifest_or_index(read(desc), desc.media_type, what=f"manifest {desc.digest}")
+        if isinstance(node, Index):
+            for child in node.manifests:
+                _reachable(read, child, out)
+        else:
+            for d in (node.config, *node.layers):
+                out.setdefault(str(d.digest), d)
+
+
+@contextlib.contextmanager
+def _dir_lock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_layout_tar(layout_dir: Path, out: BinaryIO) -> None:
+    """Write *layout_dir* as a deterministic tar (sorted, mtime 0, uid/gid 0, fixed modes)."""
+    names: list[tuple[str, Path | None]] = []
+    for dirpath, dirs, files in os.walk(layout_dir):
+        dirs.sort()
+        rel = os.path.relpath(dirpath, layout_dir)
+        if rel != ".":
+            names.append((rel.replace(os.sep, "/"), None))
+        for f in files:
+            if f.startswith("."):
+                continue                                # temp files
+            p = Path(dirpath) / f
+            names.append(((Path(rel) / f).as_posix() if rel != "." else f, p))
+    names.sort(key=lambda x: x[0])
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, p in names:
+            info = tarfile.TarInfo(name)
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if p is None:
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tf.addfile(info)
+            else:
+                info.mode = 0o644
+                info.size = p.stat().st_size
+                with open(p, "rb") as f:
+                    tf.addfile(info, f)
+
+
+class OciArchiveSink(Sink):
+    """Write one image or index into an oci-archive under *tag* (other tags kept)."""
+
+    def __init__(self, path: str | os.PathLike[str], tag: str = "") -> None:
+        self.path = Path(path)
+        self.tag = validate_tag(tag) if tag else ""
+        self.name = f"oci-archive:{path}" + (f":{tag}" if tag else "")
+        if self.path.is_dir():
+            raise LayoutError(f"{self.path} is a directory", hint=f"use oci:{self.path} for a layout directory")
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise NotFound(f"directory {parent} does not exist", hint="create it first")
+        if self.path.exists():
+            OciArchive(self.path)                         # refuse to replace a damaged file
+        self._stage = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.kilobox-", dir=parent))
+        self.layout = Layout(self._stage)
+        self.layout.ensure_layout_file()
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        return self.layout.has_blob(desc)
+
+    def write_blob(self, desc: Descriptor, stream: BinaryIO, source_path: Path | None = None) -> None:
+        self.layout.write_blob_stream(desc, stream)
+
+    def write_manifest(self, desc: Descriptor, raw: bytes) -> None:
+        self.layout.write_blob_bytes(desc, raw)
+
+    def commit(self, root: Descriptor, raw: bytes) -> None:
+        root.digest.verify(raw, root.size, what=f"{self.name}: root")
+        self.write_manifest(root, raw)
+        with _dir_lock(self.path.parent):
+            if self.path.exists():
+                self._carry_over(OciArchive(self.path))
+            self.layout.add_root(root, self.tag)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    write_layout_tar(self._stage, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+        from .._atomic import fsync_dir
+        fsync_dir(self.path.parent)
+
+    def _carry_over(self, old: OciArchive) -> None:
+        """Copy the old archive's other entries and their blobs into the stage."""
+        import json
+        keep = [m for m in old.index.manifests if not (self.tag and m.ref_name == self.tag)]
+        need: dict[str, Descriptor] = {}
+        for m in keep:
+            _reachable(old.read_blob_verified, m, need)
+        for d in need.values():
+            if self.layout.has_blob(d) or not old.has_blob(d):
+                continue                                   # foreign layers may be absent
+            with old.open_blob(d) as f:
+                self.layout.write_blob_stream(d, f)
+        obj = json.loads(old.index_raw)
+        from ..oci import canonical_json
+        from .._atomic import atomic_write
+        atomic_write(self._stage / INDEX_FILE, canonical_json(obj))
+
+    def close(self) -> None:
+        shutil.rmtree(self._stage, ignore_errors=True)
+
+
+__all__ = ["OciArchive", "OciArchiveSource", "OciArchiveSink", "list_tags", "write_layout_tar"]

@@ -1,0 +1,407 @@
+"""HTTP for the registry client: keep-alive pool, retries with backoff, spec errors.
+
+Only the standard library (``http.client``, ``ssl``): this module is imported
+when a registry is actually used, never at CLI start-up.
+
+Every request goes through :meth:`RegistryClient.request`, which
+
+- adds the ``Authorization`` header the :class:`~.auth.Authenticator` chooses
+  (probing ``/v2/`` once, fetching a Bearer token per scope set),
+- retries once after a 401 with the scope the challenge names,
+- retries 408/429/500/502/503/504 and connection resets with exponential
+  backoff and jitter (at most :data:`MAX_TRIES` tries, honouring ``Retry-After``),
+- turns refusals into :class:`~kilobox.errors.RegistryError` (``status`` and the
+  spec's ``errors[].code`` list), :class:`~kilobox.errors.AuthError` (401/403)
+  or :class:`~kilobox.errors.NotFound` (404), each naming method and path.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+from urllib.parse import urljoin, urlsplit
+
+from ...errors import AuthError, NotFound, RegistryError
+from ...oci import is_local_host
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .. import Options
+    from .auth import Authenticator
+
+MAX_TRIES = 5
+BACKOFF_BASE = 0.25          # seconds; doubles per try, with full jitter
+BACKOFF_CAP = 8.0
+RETRY_AFTER_CAP = 60.0
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+ERROR_BODY_LIMIT = 64 * 1024
+MAX_REDIRECTS = 5
+TIMEOUT = 120.0
+USER_AGENT = "kilobox"
+
+_RETRY_EXC = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.RemoteDisconnected,
+              http.client.IncompleteRead, socket.timeout, TimeoutError)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Scheme and network location of an HTTP server (``http``, ``127.0.0.1:5000``)."""
+
+    scheme: str
+    netloc: str
+
+    @classmethod
+    def of_url(cls, url: str) -> "Endpoint":
+        u = urlsplit(url)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise RegistryError(f"unsupported URL {url[:200]!r} (only http and https)")
+        return cls(u.scheme, u.netloc)
+
+    def connect(self, timeout: float) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            import ssl
+            return http.client.HTTPSConnection(self.netloc, timeout=timeout, context=ssl.create_default_context())
+        return http.client.HTTPConnection(self.netloc, timeout=timeout)
+
+
+class Pool:
+    """Idle keep-alive connections per endpoint (thread-safe, small)."""
+
+    def __init__(self, per_endpoint: int = 4) -> None:
+        self._idle: dict[Endpoint, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._max = per_endpoint
+
+    def get(self, ep: Endpoint, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection and whether it was reused (a reused one may have gone stale)."""
+        with self._lock:
+            idle = self._idle.get(ep)
+            if idle:
+                return idle.pop(), True
+        return ep.connect(timeout), False
+
+    def put(self, ep: Endpoint, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(ep, [])
+            if len(idle) < self._max:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            conns = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for c in conns:
+            c.close()
+
+
+class Response:
+    """A response whose connection goes back to the pool once the body is read."""
+
+    def __init__(self, raw: http.client.HTTPResponse, conn: http.client.HTTPConnection,
+                 ep: Endpoint, pool: Pool, method: str, url: str) -> None:
+        self.raw = raw
+        self.status = raw.status
+        self.reason = raw.reason
+        self.method = method
+        self.url = url
+        self._conn: http.client.HTTPConnection | None = conn
+        self._ep = ep
+        self._pool = pool
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.raw.getheader(name, default) or default
+
+    def header_all(self, name: str) -> list[str]:
+        return self.raw.headers.get_all(name) or []
+
+    @property
+    def content_length(self) -> int | None:
+        v = self.header("Content-Length").strip()
+        if not v:
+            return None
+        if not v.isdigit() or len(v) > 19:
+            raise RegistryError(f"{self.method} {_path(self.url)}: invalid Content-Length {v[:40]!r}")
+        return int(v)
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self.raw.read() if n is None or n < 0 else self.raw.read(n)
+        except _RETRY_EXC as e:
+            self._drop()
+            raise RegistryError(f"{self.method} {_path(self.url)}: connection lost while reading ({_exc(e)})",
+                                retryable=True) from None
+        if self.raw.isclosed():
+            self._release()
+        return data
+
+    def read_limited(self, limit: int, what: str) -> bytes:
+        """The whole body, refusing (early, and while reading) more than *limit* bytes."""
+        from ...errors import ManifestError
+        cl = self.content_length
+        if cl is not None and cl > limit:
+            self._drop()
+            raise ManifestError(f"{what}: the registry announces {cl} bytes, over the {limit} byte limit "
+                                f"({self.method} {_path(self.url)})")
+        chunks: list[bytes] = []
+        n = 0
+        while True:
+            c = self.read(min(1 << 20, limit + 1 - n))
+            if not c:
+                break
+            chunks.append(c)
+            n += len(c)
+            if n > limit:
+                self._drop()
+                raise ManifestError(f"{what}: more than {limit} bytes ({self.method} {_path(self.url)})")
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        """Finish with the response: a small unread rest is drained to keep the connection."""
+        if self._conn is None:
+            return
+        if not self.raw.isclosed():
+            length = self.raw.length
+            if length is not None and length <= ERROR_BODY_LIMIT:
+                try:
+                    self.raw.read()
+                except (OSError, http.client.HTTPException):
+                    self._drop()
+                    return
+            else:
+                self._drop()
+                return
+        self._release()
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if self.raw.will_close:
+                conn.close()
+            else:
+                self._pool.put(self._ep, conn)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> "Response":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _path(url: str) -> str:
+    u = urlsplit(url)
+    return u.path + (f"?{u.query}" if u.query else "")
+
+
+def _exc(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def parse_error_body(body: bytes) -> tuple[tuple[str, ...], str]:
+    """The spec's error codes and a short message from a registry error body (hostile-safe)."""
+    try:
+        obj = json.loads(body[:ERROR_BODY_LIMIT])
+    except (ValueError, RecursionError):
+        text = body[:200].decode("utf-8", "replace").strip()
+        return (), " ".join(text.split())[:200]
+    codes: list[str] = []
+    msgs: list[str] = []
+    errs = obj.get("errors") if isinstance(obj, dict) else None
+    if isinstance(errs, list):
+        for e in errs[:20]:
+            if not isinstance(e, dict):
+                continue
+            code, msg = e.get("code"), e.get("message")
+            if isinstance(code, str) and code:
+                codes.append(code[:64])
+            if isinstance(msg, str) and msg:
+                msgs.append(" ".join(msg.split())[:200])
+    elif isinstance(obj, dict) and isinstance(obj.get("message"), str):  # some registries
+        msgs.append(" ".join(obj["message"].split())[:200])
+    return tuple(codes), "; ".join(msgs)[:300]
+
+
+def backoff_delay(attempt: int, retry_after: str = "") -> float:
+    """Seconds to wait before try *attempt* + 1: ``Retry-After`` if given, else capped jittered backoff."""
+    ra = retry_after.strip()
+    if ra.isdigit():
+        return min(float(ra), RETRY_AFTER_CAP)
+    if ra:
+        from email.utils import parsedate_to_datetime
+        try:
+            when = parsedate_to_datetime(ra).timestamp()
+            return max(0.0, min(when - time.time(), RETRY_AFTER_CAP))
+        except (TypeError, ValueError, OverflowError):
+            pass
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2 ** attempt)))
+
+
+class RegistryClient:
+    """Requests against one registry host, authenticated and retried."""
+
+    def __init__(self, registry: str, api_host: str, opts: "Options", pool: Pool | None = None) -> None:
+        from .auth import Authenticator
+        self.registry = registry
+        insecure = api_host in opts.insecure or registry in opts.insecure or \
+            api_host.rsplit(":", 1)[0] in opts.insecure
+        scheme = "http" if is_local_host(api_host) or insecure else "https"
+        self.endpoint = Endpoint(scheme, api_host)
+        self.base = f"{scheme}://{api_host}"
+        self.pool = pool or Pool()
+        self.opts = opts
+        self.sleep = time.sleep
+        #: (method, path, status) of every request sent, for tests and --debug
+        self.log: list[tuple[str, str, int]] = []
+        self.auth: Authenticator = Authenticator(self, opts)
+
+    # -- the one request path --------------------------------------------------
+    def request(self, method: str, path_or_url: str, *, scopes: Iterable[str] = (),
+                headers: dict[str, str] | None = None, body: bytes | None = None,
+                ok: Iterable[int] = (200,), retry: bool = True, follow: bool = False,
+                auth: bool = True, idempotent: bool = True, what: str = "") -> Response:
+        """Send *method* to a path of this registry (or an absolute URL) and return an accepted response.
+
+        ``ok`` lists the statuses returned to the caller; anything else raises.
+        ``follow`` follows redirects (GET/HEAD of blobs), dropping credentials
+        when the redirect leaves this host. ``auth=False`` sends no credentials
+        and returns a 401 like any other status (the probe, token requests).
+        ``idempotent=False`` (PATCH of an upload chunk) retries refusals but not
+        lost connections, whose effect on the server is unknown.
+        """
+        ok = frozenset(ok)
+        scopes = tuple(scopes)
+        url = path_or_url if "://" in path_or_url else self.base + path_or_url
+        reauthed = False
+        attempt = 0
+        redirects = 0
+        while True:
+            ep = Endpoint.of_url(url)
+            same_host = auth and ep == self.endpoint
+            hdrs = {"User-Agent": USER_AGENT, **(headers or {})}
+            if same_host:
+                hdrs.update(self.auth.headers(scopes))
+            try:
+                resp = self.send(ep, method, url, hdrs, body)
+            except _RETRY_EXC as e:
+                attempt += 1
+                if not retry or not idempotent or attempt >= MAX_TRIES:
+                    raise RegistryError(f"{method} {_path(url)} on {ep.netloc}: connection failed ({_exc(e)}) "
+                                        f"after {attempt} tries", retryable=True,
+                                        hint="the registry may be overloaded; try again") from None
+                self.sleep(backoff_delay(attempt - 1))
+                continue
+            except OSError as e:
+                tls = type(e).__name__.startswith("SSL")
+                raise RegistryError(f"{method} {_path(url)}: cannot connect to {ep.netloc} ({_exc(e)})",
+                                    hint=("a registry without TLS needs --insecure HOST" if tls else
+                                          "is the registry running? is the host name right?")) from None
+            st = resp.status
+            if follow and st in (301, 302, 303, 307, 308) and resp.header("Location"):
+                resp.close()
+                redirects += 1
+                if redirects > MAX_REDIRECTS:
+                    raise RegistryError(f"{method} {_path(url)}: more than {MAX_REDIRECTS} redirects")
+                url = urljoin(url, resp.header("Location"))
+                continue
+            if st == 401 and same_host and not reauthed:
+                challenge = resp.header("WWW-Authenticate")
+                err_body = self._error_body(resp)
+                reauthed = True
+                if self.auth.on_unauthorized(challenge, scopes):
+                    continue
+                raise self.error(resp, err_body, what)
+            if st in ok:
+                return resp
+            if retry and st in RETRY_STATUSES and attempt + 1 < MAX_TRIES:
+                delay = backoff_delay(attempt, resp.header("Retry-After"))
+                resp.close()
+                attempt += 1
+                self.sleep(delay)
+                continue
+            raise self.error(resp, self._error_body(resp), what)
+
+    @staticmethod
+    def _error_body(resp: Response) -> bytes:
+        try:
+            body = resp.read(ERROR_BODY_LIMIT) if resp.method != "HEAD" else b""
+        except RegistryError:
+            body = b""
+        resp.close()
+        return body
+
+    def send(self, ep: Endpoint, method: str, url: str, headers: dict[str, str],
+             body: bytes | None) -> Response:
+        """One HTTP exchange; a stale pooled connection is replaced once, transparently."""
+        target = _path(url)
+        for _ in range(2):
+            conn, reused = self.pool.get(ep, TIMEOUT)
+            try:
+                conn.request(method, target, body=body, headers=headers)
+                raw = conn.getresponse()
+            except _RETRY_EXC + (ConnectionError,):
+                conn.close()
+                if reused:
+                    continue
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            self.log.append((method, target, raw.status))
+            return Response(raw, conn, ep, self.pool, method, url)
+        raise ConnectionResetError("connection closed by the server")  # pragma: no cover
+
+    def error(self, resp: Response, body: bytes, what: str = "") -> RegistryError | NotFound:
+        """The exception for a refused request."""
+        codes, msg = parse_error_body(body) if body else ((), "")
+        where = f"{resp.method} {_path(resp.url).split('?')[0]} on {urlsplit(resp.url).netloc}"
+        head = f"{what}: " if what else ""
+        detail = f"{resp.status} {resp.reason}".strip()
+        if codes:
+            detail += f" [{', '.join(codes)}]"
+        if msg:
+            detail += f": {msg}"
+        text = f"{head}{where} -> {detail}"
+        st = resp.status
+        if st == 401:
+            return AuthError(text, status=st, codes=codes,
+                             hint="log in: --username and --password-stdin, or credentials in ~/.docker/config.json")
+        if st == 403:
+            return AuthError(text, status=st, codes=codes, hint="these credentials may not access this repository")
+        if st == 404:
+            return NotFound(text, hint="check the repository, tag or digest")
+        return RegistryError(text, status=st, codes=codes, retryable=st in RETRY_STATUSES)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+_CLIENTS: dict[tuple[object, ...], RegistryClient] = {}
+
+
+def get_client(registry: str, api_host: str, opts: "Options") -> RegistryClient:
+    """The process-wide client for a registry and a set of credentials (shares probe, tokens, connections)."""
+    from .credentials import config_path
+    key = (api_host, tuple(opts.insecure), opts.username, opts.password, str(config_path(opts)))
+    client = _CLIENTS.get(key)
+    if client is None:
+        client = _CLIENTS[key] = RegistryClient(registry, api_host, opts)
+    client.opts = opts          # progress callbacks and extras follow the latest caller
+    return client
+
+
+def reset_clients() -> None:
+    """Forget every client (tokens, probes, connections): for tests."""
+    for c in _CLIENTS.values():
+        c.close()
+    _CLIENTS.clear()

@@ -1,0 +1,201 @@
+"""Reading from a registry: :class:`RegistrySource` (pull by tag or digest).
+
+Everything the registry sends is verified before it is used or stored:
+manifests against the digest we compute (``Docker-Content-Digest`` is only a
+cross-check), child manifests and configs against their descriptors (size
+and digest, at most 4 MiB, refused early on ``Content-Length``), blobs
+streamed through a :class:`~kilobox.oci.VerifyingReader` into the local store,
+where they appear only once complete and correct (the store is a read-through
+cache: a blob already there is never downloaded again).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Callable
+
+from ...errors import DigestMismatch, ManifestError, RegistryError
+from ...oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Reference, VerifyingReader, mediatypes as mt
+from ..base import Source
+from .client import MAX_TRIES, RegistryClient, Response, backoff_delay, get_client
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...store import Store
+    from .. import Options
+
+READ_CHUNK = 1 << 20
+
+
+def client_for(ref: Reference, opts: "Options") -> RegistryClient:
+    return get_client(ref.registry, ref.api_host, opts)
+
+
+def media_type_of(raw: bytes, content_type: str) -> str:
+    """The media type of a fetched manifest: its declared ``mediaType``, else the header, else its shape."""
+    import json
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ManifestError("the registry sent a manifest that is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise ManifestError("the registry sent a manifest that is not a JSON object")
+    declared = obj.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if ctype in mt.MANIFEST_TYPES or ctype in mt.INDEX_TYPES:
+        return ctype
+    from ...oci.manifest import sniff_media_type
+    return sniff_media_type(obj)
+
+
+def check_digest_header(resp: Response, computed: Digest, what: str) -> None:
+    """A ``Docker-Content-Digest`` that disagrees with the bytes received is an error."""
+    claim = resp.header("Docker-Content-Digest").strip()
+    if not claim:
+        return
+    try:
+        d = Digest.parse(claim)
+    except ManifestError:
+        return      # an unreadable hint is ignored; the computed digest is what counts
+    if d.algorithm == computed.algorithm and d != computed:
+        raise DigestMismatch(f"{what}: the registry says {d}, the bytes hash to {computed}")
+
+
+class _Progress:
+    """A read-through wrapper reporting (what, done, total) at most once per MiB."""
+
+    def __init__(self, raw: BinaryIO | Response, cb: Callable[[str, int, int], None], what: str, total: int) -> None:
+        self._raw, self._cb, self._what, self._total = raw, cb, what, total
+        self._done = 0
+        self._last = -1
+        cb(what, 0, total)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._done += len(data)
+        if not data or self._done - self._last >= READ_CHUNK:
+            self._last = self._done
+            self._cb(self._what, self._done, self._total)
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+class RegistrySource(Source):
+    """Pull one image or index from ``registry/repository`` by tag or digest."""
+
+    def __init__(self, ref: Reference, opts: "Options") -> None:
+        self.ref = ref
+        self.opts = opts
+        self.name = f"docker://{ref}"
+        self.client = client_for(ref, opts)
+        self.scopes = (f"repository:{ref.repository}:pull",)
+        self._raw: dict[Digest, bytes] = {}
+        self._store: "Store | None" = None
+
+    @property
+    def store(self) -> "Store":
+        if self._store is None:
+            from ...store import Store
+            self._store = Store()
+        return self._store
+
+    def _path(self, kind: str, ident: str) -> str:
+        return f"/v2/{self.ref.repository}/{kind}/{ident}"
+
+    # -- Source ----------------------------------------------------------------------
+    def root(self) -> Descriptor:
+        ref = self.ref
+        what = f"manifest {ref}"
+        if ref.digest is not None:
+            raw = self._cached(ref.digest, None)
+            if raw is not None:
+                return Descriptor(media_type_of(raw, ""), ref.digest, len(raw))
+        resp = self.client.request("GET", self._path("manifests", ref.identifier), scopes=self.scopes,
+                                   headers={"Accept": mt.ACCEPT_MANIFESTS}, what=what)
+        raw = resp.read_limited(MAX_MANIFEST_BYTES, what)
+        if ref.digest is not None:
+            ref.digest.verify(raw, what=what)
+            digest = ref.digest
+        else:
+            digest = Digest.of(raw)
+        check_digest_header(resp, digest, what)
+        media_type = media_type_of(raw, resp.header("Content-Type"))
+        self._raw[digest] = raw
+        return Descriptor(media_type, digest, len(raw))
+
+    def manifest_bytes(self, desc: Descriptor) -> bytes:
+        what = f"{'manifest' if _is_manifest(desc.media_type) else 'blob'} {desc.digest}"
+        if desc.size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{what} in {self.name}: {desc.size} bytes is over the 4 MiB limit")
+        if desc.data is not None:
+            return desc.data        # embedded data was verified when the descriptor was parsed
+        raw = self._cached(desc.digest, desc.size)
+        if raw is not None:
+            return raw
+        kind = "manifests" if _is_manifest(desc.media_type) else "blobs"
+        headers = {"Accept": mt.ACCEPT_MANIFESTS if kind == "manifests" else "*/*"}
+        resp = self.client.request("GET", self._path(kind, str(desc.digest)), scopes=self.scopes,
+                                   headers=headers, follow=True, what=what)
+        raw = resp.read_limited(MAX_MANIFEST_BYTES, what)
+        desc.digest.verify(raw, desc.size, what=f"{what} from {self.ref.registry}")
+        self._raw[desc.digest] = raw
+        self.store.put_blob(desc, io.BytesIO(raw))
+        return raw
+
+    def _cached(self, digest: Digest, size: int | None) -> bytes | None:
+        raw = self._raw.get(digest)
+        if raw is None and self.store.has_blob(digest, size):
+            try:
+                data = self.store.read_blob(digest)
+                digest.verify(data, size)
+            except (DigestMismatch, OSError):
+                return None
+            raw = self._raw[digest] = data
+        return raw
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        if desc.data is not None:
+            return io.BytesIO(desc.data)
+        if not self.store.has_blob(desc.digest, desc.size):
+            self.download(desc)
+        return open(self.store.blob_path(desc.digest), "rb")
+
+    def blob_path(self, desc: Descriptor) -> Path | None:
+        p = self.store.blob_path(desc.digest)
+        return p if self.store.has_blob(desc.digest, desc.size) else None
+
+    def download(self, desc: Descriptor) -> Path:
+        """Stream a blob into the store, verified; retried when the connection drops."""
+        what = f"blob {desc.digest}"
+        for attempt in range(MAX_TRIES):
+            resp = self.client.request("GET", self._path("blobs", str(desc.digest)), scopes=self.scopes,
+                                       follow=True, what=what)
+            try:
+                cl = resp.content_length
+                if cl is not None and cl != desc.size:
+                    raise DigestMismatch(f"{what} from {self.ref.registry}: the registry announces {cl} bytes, "
+                                         f"the descriptor {desc.size}")
+                body: BinaryIO | Response | _Progress = resp
+                if self.opts.progress is not None:
+                    body = _Progress(resp, self.opts.progress, desc.digest.hex[:12], desc.size)
+                reader = VerifyingReader(body, desc.digest, desc.size,  # type: ignore[arg-type]
+                                         what=f"{what} from {self.ref.registry}")
+                return self.store.put_blob(desc, reader)  # type: ignore[arg-type]
+            except RegistryError as e:
+                if not e.retryable or attempt + 1 >= MAX_TRIES:
+                    raise
+                self.client.sleep(backoff_delay(attempt))
+            finally:
+                resp.close()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_manifest(media_type: str) -> bool:
+    return media_type in mt.MANIFEST_TYPES or media_type in mt.INDEX_TYPES
+
+
+__all__ = ["RegistrySource", "client_for", "media_type_of"]

@@ -1,0 +1,348 @@
+"""A streaming, bounded-memory tar reader for layers (USTAR, PAX, GNU long names).
+
+Nothing is accumulated across entries, so a 100,000-entry layer iterates in
+constant memory. Every member name is normalised (no leading ``/`` or ``./``,
+``..`` that climbs out raises); header checksums are checked; a header that
+claims more data than the stream holds raises :class:`LayerError`; sparse
+files and multi-volume archives are refused. A compressed stream (gzip/zstd
+magic) is decompressed transparently, bounded like :func:`open_decompressed`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO, Iterator
+
+from ..errors import LayerError
+from ._paths import OPAQUE, WHITEOUT_PREFIX, clean
+from .compress import CHUNK, _Peek, _read_head, open_decompressed, sniff
+
+_BLOCK = 512
+_ZERO = bytes(_BLOCK)
+_KIND = {b"0": "file", b"\0": "file", b"7": "file", b"1": "hardlink", b"2": "symlink",
+         b"3": "char", b"4": "block", b"5": "dir", b"6": "fifo"}
+_MAX_META = 1 << 20          # a PAX header or GNU long name larger than this is hostile
+_HINT = "the layer is corrupt or hostile; do not use it"
+
+
+class _Buf:
+    """Exact reads and skips over a stream with a large buffer; tracks the offset."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.buf = b""
+        self.pos = 0
+        self.offset = 0
+
+    def read(self, n: int) -> bytes:
+        avail = len(self.buf) - self.pos
+        if avail >= n:
+            out = self.buf[self.pos:self.pos + n]
+            self.pos += n
+            self.offset += n
+            return out
+        parts = [self.buf[self.pos:]] if avail else []
+        need = n - avail
+        self.buf, self.pos = b"", 0
+        while need > 0:
+            chunk = self.raw.read(max(need, CHUNK) if need < CHUNK else need)
+            if not chunk:
+                break
+            if len(chunk) > need:
+                parts.append(chunk[:need])
+                self.buf, self.pos = chunk, need
+                need = 0
+            else:
+                parts.append(chunk)
+                need -= len(chunk)
+        out = b"".join(parts)
+        self.offset += len(out)
+        return out
+
+    def skip(self, n: int) -> int:
+        """Skip *n* bytes; the number actually skipped (short only at EOF)."""
+        done = 0
+        avail = len(self.buf) - self.pos
+        if avail:
+            step = min(avail, n)
+            self.pos += step
+            done = step
+        while done < n:
+            chunk = self.raw.read(min(n - done, CHUNK))
+            if not chunk:
+                break
+            done += len(chunk)
+        self.offset += done
+        return done
+
+    def drain(self) -> None:
+        self.buf, self.pos = b"", 0
+        while self.raw.read(CHUNK):
+            pass
+
+
+class Member:
+    """One tar entry. Its content (``read``/``open``) is only readable while it is the current member."""
+
+    __slots__ = ("name", "kind", "size", "mode", "uid", "gid", "linkname", "mtime", "pax", "xattrs",
+                 "devmajor", "devminor", "offset", "_it", "_left", "_gen", "_where")
+
+    def __init__(self, **kw: Any) -> None:
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+    def __repr__(self) -> str:
+        extra = f" -> {self.linkname}" if self.linkname else ""
+        return f"<Member {self.kind} {self.name!r}{extra} size={self.size} mode={self.mode:o}>"
+
+    @property
+    def basename(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+    @property
+    def is_opaque(self) -> bool:
+        """An OCI opaque-directory marker (``.wh..wh..opq``)."""
+        return self.basename == OPAQUE
+
+    @property
+    def is_whiteout(self) -> bool:
+        """An OCI whiteout ``.wh.NAME`` (not the opaque marker)."""
+        b = self.basename
+        return b.startswith(WHITEOUT_PREFIX) and b != OPAQUE
+
+    @property
+    def whiteout_target(self) -> str:
+        """For ``dir/.wh.NAME``: ``dir/NAME``."""
+        b = self.basename[len(WHITEOUT_PREFIX):]
+        head = self.name.rsplit("/", 1)[0] if "/" in self.name else ""
+        return f"{head}/{b}" if head else b
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to *n* bytes of content (all that is left for ``n < 0``)."""
+        it = self._it
+        if it is None or it.gen != self._gen:
+            raise LayerError(f"{self._where}: entry {self.name!r}: content read after iteration moved on")
+        if n is None or n < 0 or n > self._left:
+            n = self._left
+        if n == 0:
+            return b""
+        data = it.buf.read(n)
+        self._left -= len(data)
+        if len(data) < n:
+            raise it.truncated(self)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def open(self) -> "Member":
+        """A file-like view (``read``) of the content; same lifetime rules."""
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Member":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _cstr(field: bytes) -> bytes:
+    i = field.find(b"\0")
+    return field if i < 0 else field[:i]
+
+
+def _num(field: bytes, what: str) -> int:
+    if field and field[0] & 0x80:  # base-256 (GNU) for big values
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big") if field[0] == 0x80 \
+            else int.from_bytes(field, "big", signed=True)
+    s = _cstr(field).strip(b" \0")
+    if not s:
+        return 0
+    try:
+        return int(s, 8)
+    except ValueError:
+        raise LayerError(f"{what}: invalid number {field!r} in tar header", hint=_HINT) from None
+
+
+def _parse_pax(data: bytes, where: str) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(data):
+        if data[pos] == 0:  # NUL padding some writers leave at the end
+            break
+        sp = data.find(b" ", pos)
+        try:
+            length = int(data[pos:sp]) if sp > pos else -1
+        except ValueError:
+            length = -1
+        if length <= 0 or pos + length > len(data) or data[pos + length - 1] != 0x0A:
+            raise LayerError(f"{where}: malformed PAX record at byte {pos}", hint=_HINT)
+        rec = data[sp + 1:pos + length - 1]
+        key, eq, value = rec.partition(b"=")
+        if not eq or not key:
+            raise LayerError(f"{where}: malformed PAX record at byte {pos}", hint=_HINT)
+        out[key.decode("utf-8", "surrogateescape")] = value
+        pos += length
+    return out
+
+
+class _Iter:
+    def __init__(self, stream: Any, where: str) -> None:
+        self.buf = _Buf(stream)
+        self.where = where
+        self.gen = 0
+
+    def truncated(self, m: Member) -> LayerError:
+        return LayerError(f"{self.where}: entry {m.name!r}: header says {m.size} bytes but the stream ends early "
+                          "(truncated layer or size lie)", hint=_HINT)
+
+    def _meta(self, size: int, what: str, hdr_off: int) -> bytes:
+        if size < 0 or size > _MAX_META:
+            raise LayerError(f"{self.where}: {what} at byte {hdr_off} claims {size} bytes (limit {_MAX_META})",
+                             hint=_HINT)
+        data = self.buf.read(size)
+        pad = -size % _BLOCK
+        if len(data) < size or self.buf.skip(pad) < pad:
+            raise LayerError(f"{self.where}: {what} at byte {hdr_off} is truncated", hint=_HINT)
+        return data
+
+    def __iter__(self) -> Iterator[Member]:
+        buf, where = self.buf, self.where
+        gpax: dict[str, bytes] = {}
+        pax: dict[str, bytes] = {}
+        longname = longlink = None
+        first = True
+        while True:
+            hdr_off = buf.offset
+            block = buf.read(_BLOCK)
+            if not block and first:
+                return  # an empty stream is an empty layer
+            first = False
+            if len(block) < _BLOCK:
+                raise LayerError(f"{where}: truncated tar stream at byte {hdr_off} "
+                                 "(no end-of-archive marker)", hint=_HINT)
+            if block == _ZERO:
+                if pax or longname is not None or longlink is not None:
+                    raise LayerError(f"{where}: archive ends right after an extended header", hint=_HINT)
+                buf.drain()  # reach the end of the blob so compression trailers and digests get checked
+                return
+            stored = _num(block[148:156], f"{where} at byte {hdr_off}")
+            if stored != sum(block[:148]) + 256 + sum(block[156:]) and \
+                    stored != sum((b - 256 if b > 127 else b) for b in block[:148] + b" " * 8 + block[156:]):
+                raise LayerError(f"{where}: bad tar header checksum at byte {hdr_off} (not a tar, or corrupt)",
+                                 hint=_HINT)
+            at = f"{where} at byte {hdr_off}"
+            typeflag = block[156:157]
+            size = _num(block[124:136], at)
+            if typeflag in (b"x", b"g", b"L", b"K"):
+                data = self._meta(size, {b"x": "PAX header", b"g": "global PAX header",
+                                         b"L": "GNU long name", b"K": "GNU long link"}[typeflag], hdr_off)
+                if typeflag == b"x":
+                    pax.update(_parse_pax(data, at))
+                elif typeflag == b"g":
+                    gpax.update(_parse_pax(data, at))
+                elif typeflag == b"L":
+                    longname = _cstr(data)
+                else:
+                    longlink = _cstr(data)
+                continue
+            magic = block[257:263]
+            name = _cstr(block[0:100])
+            if magic == b"ustar\0":
+                prefix = _cstr(block[345:500])
+                if prefix:
+                    name = prefix + b"/" + name
+            kind = _KIND.get(typeflag)
+            if typeflag == b"V":  # volume label: metadata only
+                kind = "label"
+            elif kind is None:
+                what = {b"S": "GNU sparse file", b"M": "multi-volume continuation", b"D": "GNU dump directory"}
+                raise LayerError(f"{at}: unsupported tar entry type {typeflag!r} "
+                                 f"({what.get(typeflag, 'unknown')}) for {name!r}", hint=_HINT)
+            link = _cstr(block[157:257])
+            merged = {**gpax, **pax} if gpax else pax
+            pax, extra_name, extra_link = {}, longname, longlink
+            longname = longlink = None
+            if extra_name is not None:
+                name = extra_name
+            if extra_link is not None:
+                link = extra_link
+            uid, gid = _num(block[108:116], at), _num(block[116:124], at)
+            mtime = _num(block[136:148], at)
+            xattrs: dict[str, bytes] = {}
+            strpax: dict[str, str] = {}
+            for k, v in merged.items():
+                if k.startswith("GNU.sparse."):
+                    raise LayerError(f"{at}: GNU sparse files are not supported ({name!r})", hint=_HINT)
+                if k.startswith("SCHILY.xattr."):
+                    xattrs[k[len("SCHILY.xattr."):]] = v
+                    continue
+                sv = v.decode("utf-8", "surrogateescape")
+                strpax[k] = sv
+                try:
+                    if k == "path":
+                        name = v
+                    elif k == "linkpath":
+                        link = v
+                    elif k == "size":
+                        size = int(sv)
+                    elif k == "uid":
+                        uid = int(sv)
+                    elif k == "gid":
+                        gid = int(sv)
+                    elif k == "mtime":
+                        mtime = int(sv.split(".", 1)[0] or 0)
+                except ValueError:
+                    raise LayerError(f"{at}: invalid PAX {k}={sv!r}", hint=_HINT) from None
+            raw_name = name.decode("utf-8", "surrogateescape")
+            if kind == "file" and typeflag == b"\0" and raw_name.endswith("/"):
+                kind = "dir"  # old V7 archives
+            if size < 0 or uid < 0 or gid < 0:
+                raise LayerError(f"{at}: negative size or id in header of {raw_name!r}", hint=_HINT)
+            if kind == "label":
+                n = size
+                if buf.skip(n + (-n % _BLOCK)) < n + (-n % _BLOCK):
+                    raise LayerError(f"{at}: truncated volume label", hint=_HINT)
+                continue
+            path = clean(raw_name, where=where)
+            linkname = link.decode("utf-8", "surrogateescape")
+            if "\0" in linkname:
+                raise LayerError(f"{where}: entry {path!r}: link target contains a NUL byte", hint=_HINT)
+            if kind == "hardlink":
+                linkname = clean(linkname, where=f"{where}: hardlink {path!r}")
+            elif kind == "symlink" and not linkname:
+                raise LayerError(f"{where}: entry {path!r}: symlink with an empty target", hint=_HINT)
+            has_data = kind == "file"
+            self.gen += 1
+            m = Member(name=path, kind=kind, size=size if has_data else 0, mode=_num(block[100:108], at) & 0o7777,
+                       uid=uid, gid=gid, linkname=linkname, mtime=mtime, pax=strpax, xattrs=xattrs,
+                       devmajor=_num(block[329:337], at) if kind in ("char", "block") else 0,
+                       devminor=_num(block[337:345], at) if kind in ("char", "block") else 0,
+                       offset=hdr_off, _it=self, _left=size if has_data else 0, _gen=self.gen, _where=where)
+            yield m
+            self.gen += 1
+            if m._left:
+                if buf.skip(m._left) < m._left:
+                    raise self.truncated(m)
+                m._left = 0
+            pad = -m.size % _BLOCK
+            if pad and buf.skip(pad) < pad:
+                raise self.truncated(m)
+
+
+def iter_layer(tar_stream: BinaryIO, *, name: str = "layer", limit: int | None = None) -> Iterator[Member]:
+    """The members of the tar in *tar_stream*, streamed (gzip/zstd input is detected and decompressed).
+
+    *name* is used in error messages (e.g. the layer digest). At the end of the
+    archive the stream is read to its end, so a wrapped VerifyingReader checks
+    the digest and compressed trailers are validated.
+    """
+    head = _read_head(tar_stream, 4)
+    stream: Any = _Peek(tar_stream, head) if head else tar_stream
+    if sniff(head):
+        stream = open_decompressed(stream, "", limit=limit, what=name)
+    return iter(_Iter(stream, name))
