@@ -248,9 +248,8 @@ def unpack(ref: str | Location, dest: str | os.PathLike[str], platform: str | Pl
 
 def _flatten(img: Any, dest: Path) -> None:
     """Apply *img*'s layers into *dest* through :mod:`kilobox.layers`."""
-    from . import layers as L
-    streams = (img.open_layer_tar(d) for d in img.layers)
-    L.flatten(streams, dest)
+    from .layers import flatten
+    flatten(img, dest)          # streams every layer to its end, so each digest is verified
 
 
 # -- tags -----------------------------------------------------------------------

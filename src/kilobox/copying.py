@@ -92,5 +92,8 @@ def copy(src: str | Location, dst: str | Location, *, platform: str | None = Non
             # a sink without a tag takes the source's tag (as skopeo does)
             loc = src if isinstance(src, Location) else Location.parse(src)
             opts.tag = loc.tag or (loc.ref.tag if loc.ref else "")
+            dst_loc = dst if isinstance(dst, Location) else Location.parse(dst)
+            if dst_loc.transport == "docker-archive" and loc.ref is not None and loc.ref.tag:
+                opts.tag = str(loc.ref.with_tag(loc.ref.tag))   # docker-archive names images by reference
         with open_sink(dst, opts) as d:
             return copy_root(s, d, platform, opts.progress)

@@ -103,12 +103,21 @@ def _layer(src: MemorySource, files: dict[str, bytes], compression: str) -> tupl
 
 
 def _add_image(src: MemorySource, rng: random.Random, layers: int, size: int, platform: Platform,
-               compression: str, files: dict[str, bytes] | None, config: dict[str, Any] | None) -> Descriptor:
+               compression: str, files: dict[str, bytes] | None, config: dict[str, Any] | None,
+               layer_files: list[dict[str, bytes]] | list[bytes] | None = None) -> Descriptor:
     descs, diff_ids = [], []
+    if layer_files is not None:
+        layers = len(layer_files)
     for i in range(layers):
-        content = files if (files is not None and i == layers - 1) else {
-            f"layer{i}/random-{rng.randrange(1 << 30):08x}.bin": rng.randbytes(size)}
-        d, diff = _layer(src, content, compression)
+        if layer_files is not None and isinstance(layer_files[i], (bytes, bytearray)):
+            tar = bytes(layer_files[i])                    # a ready-made (possibly hostile) tar
+            descs.append(src.add(mt.OCI_LAYER_GZIP, gzip_bytes(tar)))
+            diff_ids.append(str(Digest.of(tar)))
+            continue
+        content = layer_files[i] if layer_files is not None else (
+            files if (files is not None and i == layers - 1) else {
+                f"layer{i}/random-{rng.randrange(1 << 30):08x}.bin": rng.randbytes(size)})
+        d, diff = _layer(src, content, compression)  # type: ignore[arg-type]
         descs.append(d)
         diff_ids.append(diff)
     cfg: dict[str, Any] = {
@@ -132,16 +141,19 @@ def _add_image(src: MemorySource, rng: random.Random, layers: int, size: int, pl
 
 def random_image(layers: int = 1, size: int = 1024, *, seed: int | None = 0,
                  platform: str | Platform = "linux/amd64", compression: str = "gzip",
-                 files: dict[str, bytes] | None = None, config: dict[str, Any] | None = None) -> MemorySource:
+                 files: dict[str, bytes] | None = None, config: dict[str, Any] | None = None,
+                 layer_files: list[dict[str, bytes]] | list[bytes] | None = None) -> MemorySource:
     """An in-memory image of *layers* layers with *size* random bytes each.
 
-    *files* replaces the content of the last layer; *config* is merged into the
-    config block (Entrypoint, Cmd, Env, User, Labels…). Same arguments, same digests.
+    *files* replaces the content of the last layer; *layer_files* gives every
+    layer explicitly (a dict of path → bytes, or ready-made tar bytes, which may
+    be hostile); *config* is merged into the config block (Entrypoint, Cmd,
+    Env, User, Labels…). Same arguments, same digests.
     """
     rng = random.Random(seed)
     plat = platform if isinstance(platform, Platform) else Platform.parse(platform)
     src = MemorySource(Descriptor(mt.OCI_MANIFEST, Digest.of(b""), 0), name="random-image")
-    d = _add_image(src, rng, layers, size, plat, compression, files, config)
+    d = _add_image(src, rng, layers, size, plat, compression, files, config, layer_files)
     src.root_desc = Descriptor(d.media_type, d.digest, d.size)
     return src
 

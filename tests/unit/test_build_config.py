@@ -160,6 +160,9 @@ def test_invalid_toml_gives_line(proj) -> None:
         load_config(d)
     assert "invalid TOML" in ei.value.message and "line 4" in ei.value.message
     assert str(d / "kilobox.toml") in ei.value.message
+    d = proj('name = "a"\nlang = "c"\nsources = ["main.c"\n')
+    with pytest.raises(BuildError, match=r"invalid TOML: .*\(at line 3, the end of the file\)"):
+        load_config(d)
 
 
 @pytest.mark.parametrize("raw", [b"\xff\xfe garbage", b'name = "\x00"\n', b"[[[", b"a = " + b"[" * 5000])

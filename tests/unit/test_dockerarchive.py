@@ -183,6 +183,7 @@ def test_roundtrip_keeps_manifest_digest(tmp_path: Path) -> None:
     assert idx["manifests"][0]["annotations"] == {"io.containerd.image.name": "docker.io/library/app:1",
                                                   "org.opencontainers.image.ref.name": "1"}
     assert json.loads(m["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
+    validate_image_doc("layout", json.loads(m["oci-layout"]))
     with DockerArchiveSource(out, "app:1") as s:
         assert s.root().digest == root.digest and s.tags() == ["docker.io/library/app:1"]
     assert validate_image(f"docker-archive:{out}") == {"manifests": 1, "configs": 1, "layers": 3,

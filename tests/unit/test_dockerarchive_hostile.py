@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from kilobox.copying import copy
 from kilobox.errors import DigestMismatch, FormatError, LayoutError, NotFound
-from kilobox.oci import Manifest
 from kilobox.formats.dockerarchive import DockerArchiveSource, TarIndex, parse_manifest_json
-from kilobox.testing import validate_image, random_image, write_image
+from kilobox.oci import Manifest
+from kilobox.testing import random_image, validate_image, write_image
 from tests.unit.test_dockerarchive import image_parts, legacy_members, write_tar
 
 MiB = 1 << 20

@@ -75,4 +75,15 @@ def scan_tars(paths: list[str | Path], config: dict | None = None, options: Scan
     return scan_layers(tar_layers(paths), name=name or str(paths[-1]), config=config, options=options)
 
 
-__all__ = ["image_layers", "scan_image", "scan_location", "tar_layers", "scan_tars"]
+
+
+
+def load_scan(image: "str | Image | Scan", options: ScanOptions | None = None, *, platform: str | None = None,
+              source_options: object = None) -> Scan:
+    """A :class:`Scan` of *image*: a location string, an open Image, or an existing Scan (returned as is)."""
+    if isinstance(image, Scan):
+        return image
+    if isinstance(image, str):
+        return scan_location(image, options, platform=platform, source_options=source_options)
+    return scan_image(image, options)
+__all__ = ["image_layers", "scan_image", "scan_location", "tar_layers", "scan_tars", "load_scan"]

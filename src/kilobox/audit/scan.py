@@ -35,7 +35,7 @@ CAPTURE_TOTAL = 96 << 20
 # files whose content the package/user readers need (kept in memory, bounded)
 _CAPTURE_RE = re.compile(
     r"^/(var/lib/dpkg/status|var/lib/dpkg/status\.d/[^/]+|lib/apk/db/installed|etc/os-release|"
-    r"usr/lib/os-release|etc/passwd|etc/group|"
+    r"usr/lib/os-release|etc/passwd|etc/group|etc/ld\.so\.conf|etc/ld\.so\.conf\.d/[^/]+|"
     r".+/(site|dist)-packages/[^/]+\.(dist-info/METADATA|egg-info/PKG-INFO|egg-info))$")
 
 # literal anchors that make a text file worth the secret regexes

@@ -24,7 +24,7 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "interp:lua": (b"LUA_INIT",),
     "interp:php": (b"php_execute_script",),
     "interp:tclsh": (b"Tcl_Main",),
-    "net:curl": (b"curl_easy_perform",),
+    "net:curl": (b"try 'curl --help'",),
     "net:wget": (b"GNU Wget",),
     "net:nc": (b"usage: nc [", b"Ncat: "),
     "net:socat": (b"socat by Gerhard Rieger",),
@@ -33,6 +33,10 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "pkg:apk": (b"apk-tools ",),
     "pkg:rpm": (b"librpm.so",),
 }
+
+
+#: signatures that identify a library the program links, not the program itself
+LIBRARY_SIGNATURES = frozenset({"pkg:apt", "pkg:rpm"})
 
 
 @lru_cache(maxsize=1)
@@ -51,4 +55,4 @@ def match_signatures(data: bytes) -> set[str]:
     return {k for k, s in _flat() if s in data}
 
 
-__all__ = ["SIGNATURES", "match_signatures", "max_signature_len"]
+__all__ = ["SIGNATURES", "LIBRARY_SIGNATURES", "match_signatures", "max_signature_len"]

@@ -17,7 +17,6 @@ Submodules are imported inside :func:`build` so ``import kilobox.build.config`` 
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -383,6 +382,7 @@ def _strip_credentials(url: str) -> str:
 
 
 def _git(cwd: Path, *args: str) -> str:
+    import subprocess
     try:
         p = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, timeout=10,
                            stdin=subprocess.DEVNULL, env=dict(os.environ, GIT_TERMINAL_PROMPT="0",

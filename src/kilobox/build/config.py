@@ -476,7 +476,11 @@ def load_config(path: str | Path) -> ProjectConfig:
     except UnicodeDecodeError as e:
         raise BuildError(f"{where}: not UTF-8 text (byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
-        raise BuildError(f"{where}: invalid TOML: {e}", hint="see https://toml.io for the syntax") from None
+        msg = str(e)
+        if msg.endswith("(at end of document)"):
+            lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+            msg = msg.replace("(at end of document)", f"(at line {lines}, the end of the file)")
+        raise BuildError(f"{where}: invalid TOML: {msg}", hint="see https://toml.io for the syntax") from None
     except RecursionError:
         raise BuildError(f"{where}: invalid TOML: nested too deeply") from None
     default_name = _default_name(file.parent.absolute().name)

@@ -1,10 +1,12 @@
 """The size report printed after every build, and the budget check.
 
 A platform's *total* is what a registry stores for it: manifest + config +
-layer bytes (compressed). With several platforms there is also an index; the
-budget then applies to each platform's total **plus the index** (what a pull of
-that platform fetches), so ``httpd``'s "≤ 8 KiB (amd64, index included)" and
-``hello``'s "≤ 1,024 bytes (manifest + config + layer)" are the same rule.
+layer bytes (compressed). The budget (``max_size``) applies to that total, for
+each platform. With several platforms there is also an index, shared by all of
+them: it is not counted against the budget, but every platform's *total + index*
+(what a pull of that platform fetches) is reported beside it — ``hello``'s
+target is "manifest + config + layer ≤ 1,024 bytes", ``httpd``'s "≤ 8 KiB
+(amd64, index included)".
 
 Rendering is pure (a string, or rich renderables built on demand); only the CLI prints.
 """
@@ -40,7 +42,7 @@ class PlatformFigures:
 
     @property
     def ok(self) -> bool:
-        return self.budget_bytes is None or self.total_with_index_bytes <= self.budget_bytes
+        return self.budget_bytes is None or self.total_bytes <= self.budget_bytes
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -88,25 +90,27 @@ def budget_message(report: BuildReport) -> str:
     """One line naming every platform over budget, with its figures."""
     parts = []
     for p in report.over_budget:
-        idx = f" + index {p.index_bytes}" if p.index_bytes else ""
-        parts.append(f"{p.platform}: {p.total_with_index_bytes} bytes (manifest {p.manifest_bytes} + config "
-                     f"{p.config_bytes} + layer {p.layer_bytes}{idx}) > budget {p.budget_bytes}")
+        parts.append(f"{p.platform}: {p.total_bytes} bytes (manifest {p.manifest_bytes} + config "
+                     f"{p.config_bytes} + layer {p.layer_bytes}) > budget {p.budget_bytes}")
     return f"{report.name}: over the size budget: " + "; ".join(parts)
 
 
 # -- rendering ------------------------------------------------------------------------------
 
-HEADERS = ("platform", "binary", "layer", "config+manifest", "index", "total", "budget", "result", "digest")
+_CAPTION = "bytes; total = manifest + config + layer, checked against the budget"
+_CAPTION_INDEX = "+index = total + the index"
+HEADERS = ("platform", "binary", "layer", "config+manifest", "total", "budget", "result", "+index", "digest")
+_RESULT = 6
 
 
 def rows(report: BuildReport) -> list[tuple[str, ...]]:
     out = []
     for p in report.platforms:
         out.append((p.platform, str(p.binary_bytes), str(p.layer_bytes),
-                    f"{p.config_bytes}+{p.manifest_bytes}", str(p.index_bytes) if p.index_bytes else "-",
-                    str(p.total_with_index_bytes),
+                    f"{p.config_bytes}+{p.manifest_bytes}", str(p.total_bytes),
                     str(p.budget_bytes) if p.budget_bytes is not None else "-",
                     "-" if p.budget_bytes is None else ("ok" if p.ok else "OVER"),
+                    str(p.total_with_index_bytes) if p.index_bytes else "-",
                     p.digest))
     return out
 
@@ -130,30 +134,35 @@ def render_text(report: BuildReport) -> str:
     """A plain-text table (sizes in bytes), for logs and pipes."""
     table = [HEADERS, *rows(report)]
     widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS))]
-    right = {1, 2, 3, 4, 5, 6}
+    right = {1, 2, 3, 4, 5, 7}
     lines = []
     for r in table:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
         lines.append("  ".join(cells).rstrip())
-    head = f"{report.name}:{report.tag}  created {report.created}  (sizes in bytes; total = manifest + config + layer"
-    head += " + index)" if report.index_digest else ")"
+    head = f"{report.name}:{report.tag}  created {report.created}  ({_CAPTION}"
+    head += f"; {_CAPTION_INDEX})" if report.index_digest else ")"
     return "\n".join([head, *lines, *_trailer(report)]) + "\n"
 
 
 def render_rich(report: BuildReport) -> Any:
     """A rich renderable (imported lazily; only used on a terminal)."""
+    from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    t = Table(title=f"{report.name}:{report.tag}", caption="sizes in bytes; total = manifest + config + layer"
-              + (" + index" if report.index_digest else ""), title_justify="left")
-    for i, h in enumerate(HEADERS):
-        t.add_column(h, justify="right" if 1 <= i <= 6 else "left", no_wrap=h == "digest")
+    caption = _CAPTION + (f"; {_CAPTION_INDEX}" if report.index_digest else "")
+    t = Table(title=f"{report.name}:{report.tag}  created {report.created}", caption=caption,
+              title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+              padding=(0, 1, 0, 0), show_edge=False)
+    for i, h in enumerate(HEADERS[:-1]):   # digests go below the table (they are long)
+        h = "cfg+manifest" if h == "config+manifest" else h
+        t.add_column(h, justify="left" if i in (0, _RESULT) else "right", no_wrap=True, min_width=len(h))
     for r in rows(report):
-        style = {"ok": "green", "OVER": "bold red"}.get(r[7], "")
-        t.add_row(*r[:7], Text(r[7], style=style), Text(r[8][:19] + "…", style="dim"))
-    return Group(t, Text("\n".join(_trailer(report))))
+        style = {"ok": "green", "OVER": "bold red"}.get(r[_RESULT], "")
+        t.add_row(*r[:_RESULT], Text(r[_RESULT], style=style), r[7])
+    digests = [f"{p.platform:<14} {p.digest}" for p in report.platforms] if report.index_digest else []
+    return Group(t, Text("\n".join([*digests, *_trailer(report)])))
 
 
 __all__ = ["PlatformFigures", "BuildReport", "budget_message", "render_text", "render_rich"]

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     opts = options_from(args)
 
     def progress(msg: str) -> None:
-        print(f"kilobox: {msg}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"kilobox: {msg}\n")
+        sys.stderr.flush()
 
     try:
         result = build(args.project, output=args.output, push=args.push, platforms=platforms,

@@ -1,16 +1,14 @@
-"""kilobox inspect REF [--json] [--platform P] [--raw] [--config] — describe an image.
+"""kilobox inspect REF [--json] [--platform P] [--raw] [--config] [--files [--sort size]].
 
-Extension hook (for the audit area): when a module ``kilobox.audit.inspect``
-exists and defines ``add_inspect_arguments(parser)`` it may add flags (e.g.
-``--files --sort size``); its ``run_inspect(args) -> int | None`` is called first
-and handles the command when it returns an int (``None``: not for me).
+``--files`` (and ``--sort``) belong to the audit area: they are declared here,
+so start-up never imports the audit code, and the command delegates to
+``kilobox.audit.inspect.run_inspect(args) -> int`` when ``--files`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 from typing import Any
 
 from ._common import (add_json_option, add_platform_option, add_registry_options, human_bytes,
@@ -20,34 +18,27 @@ HELP = "show an image's digest, platform, config and layers (or its raw manifest
 _EXTENSION = "kilobox.audit.inspect"
 
 
-def _extension() -> Any:
-    """The audit extension module, if installed (found without importing heavy code)."""
-    try:
-        if importlib.util.find_spec(_EXTENSION) is None:
-            return None
-    except (ImportError, ValueError):
-        return None
-    return importlib.import_module(_EXTENSION)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("ref", metavar="REF", help="image, e.g. docker-archive:app.tar or oci:./lay:app")
     add_json_option(p)
     add_platform_option(p)
     p.add_argument("--raw", action="store_true", help="print the raw manifest or index bytes")
     p.add_argument("--config", action="store_true", help="print the image config (raw with --raw)")
+    p.add_argument("--files", action="store_true", help="list the files of the flattened image (audit)")
+    p.add_argument("--sort", choices=("name", "size"), default="name", help="order of --files")
     add_registry_options(p)
-    ext = _extension()
-    if ext is not None and hasattr(ext, "add_inspect_arguments"):
-        ext.add_inspect_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    ext = _extension()
-    if ext is not None and hasattr(ext, "run_inspect"):
-        rc = ext.run_inspect(args)
-        if rc is not None:
-            return int(rc)
+    if getattr(args, "files", False):
+        from ..errors import UsageError
+        try:
+            ext = importlib.import_module(_EXTENSION)
+        except ModuleNotFoundError as e:
+            if e.name != _EXTENSION:
+                raise
+            raise UsageError("inspect --files needs the audit module, which is not installed") from None
+        return int(ext.run_inspect(args))
     from .. import api
     opts = options_from(args)
     if args.raw or args.config:

@@ -318,10 +318,15 @@ class LayoutSink(Sink):
         self._created: list[Path] = []
         self._written: list[Path] = []
         self._committed = False
-        if p.exists():
-            if not p.is_dir():
-                raise LayoutError(f"{p} exists and is not a directory")
-            if (p / LAYOUT_FILE).exists() or (p / INDEX_FILE).exists():
+        if p.exists() and not p.is_dir():
+            raise LayoutError(f"{p} exists and is not a directory")
+        q = p
+        while not q.exists():
+            self._created.append(q)          # deepest first
+            q = q.parent
+        p.mkdir(parents=True, exist_ok=True)
+        with self.layout.lock():             # checks and oci-layout under the lock: a concurrent
+            if (p / LAYOUT_FILE).exists() or (p / INDEX_FILE).exists():   # writer never sees a half state
                 self.layout.check()
                 raw = self.layout.read_index_raw()
                 if raw is not None:
@@ -329,15 +334,6 @@ class LayoutSink(Sink):
             elif any(p.iterdir()):
                 raise LayoutError(f"{p} is not empty and not an OCI layout",
                                   hint="write to a new or empty directory, or to an existing layout")
-        else:
-            missing = []
-            q = p
-            while not q.exists():
-                missing.append(q)
-                q = q.parent
-            p.mkdir(parents=True)
-            self._created = missing          # deepest first
-        with self.layout.lock():             # so a concurrent writer sees a layout, not a stray dir
             self.layout.ensure_layout_file()
 
     def has_blob(self, desc: Descriptor) -> bool:

@@ -81,6 +81,11 @@ class _Peek:
             return data
         return self.raw.read(n)
 
+    def close(self) -> None:
+        close = getattr(self.raw, "close", None)
+        if close is not None:
+            close()
+
 
 def _read_head(raw: BinaryIO, n: int) -> bytes:
     head = b""

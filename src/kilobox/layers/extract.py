@@ -91,12 +91,12 @@ class _Root:
     def parent(self, parts: tuple[str, ...], entry: str, *, create: bool) -> tuple[int, tuple[str, ...]] | None:
         """(fd, real path) of the directory that holds ``parts[-1]``; None if missing and not *create*.
 
-        The fd belongs to the cache: do not close it.
+        The caller owns (closes) the returned fd.
         """
         key = parts[:-1]
         hit = self._cache.get(key)
         if hit is not None:
-            return hit
+            return os.dup(hit[0]), hit[1]
         todo = list(key)
         real: list[str] = []
         cur = os.dup(self.fd)
@@ -119,6 +119,7 @@ class _Root:
                         return None
                     os.mkdir(comp, 0o755, dir_fd=cur)
                     nfd = os.open(comp, _DIR_FLAGS, dir_fd=cur)
+                    os.fchmod(nfd, 0o755)  # whatever the umask
                     self.created.add((*real, comp))
                 except OSError as e:
                     if e.errno not in (errno.ELOOP, errno.ENOTDIR):
@@ -145,7 +146,7 @@ class _Root:
         if len(self._cache) >= 128:
             self.invalidate()
         self._cache[key] = (cur, tuple(real))
-        return self._cache[key]
+        return os.dup(cur), tuple(real)
 
     def mark(self, real: tuple[str, ...]) -> None:
         self.created.add(real)
@@ -174,7 +175,7 @@ def _opaque(root: _Root, dirfd: int, real: tuple[str, ...]) -> None:
         child = (*real, name)
         if child in root.created or child in root.touched:
             st = _lstat(name, dirfd)
-            if st is not None and stat.S_ISDIR(st.st_mode) and child in root.touched:
+            if st is not None and stat.S_ISDIR(st.st_mode):
                 fd = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
                 try:
                     _opaque(root, fd, child)
@@ -205,36 +206,46 @@ class _Extractor:
             raise LayerError(f"{root.where}: entry {m.name!r}: device nodes are not allowed",
                              hint="pass allow_devices=True (as root) to create them, or drop them from the layer")
         pfd, preal = root.parent(parts, m.name, create=True)  # type: ignore[misc]
-        name = parts[-1]
-        real = (*preal, name)
-        if name in (".", ".."):
-            raise root.err(m.name, "invalid final component")
-        getattr(self, "make_" + m.kind)(m, pfd, name, real)
-        root.mark(real)
+        try:
+            real = (*preal, parts[-1])
+            getattr(self, "make_" + m.kind)(m, pfd, parts[-1], real)
+            root.mark(real)
+        finally:
+            os.close(pfd)
 
     # -- whiteouts ---------------------------------------------------------------------
     def whiteout(self, m: Member, parts: tuple[str, ...]) -> None:
         root = self.root
         base = parts[-1]
-        hit = root.parent(parts, m.name, create=False)
-        if base == OPAQUE:
-            if hit is None:
-                return
-            pfd, preal = hit
-            root.mark(preal) if preal else None
-            _opaque(root, pfd, preal)
-            return
         target = base[len(WHITEOUT_PREFIX):]
-        if target.startswith(WHITEOUT_PREFIX) or not target:
+        if base != OPAQUE and (target.startswith(WHITEOUT_PREFIX) or not target):
             return  # AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): nothing to apply
-        if target in (".", "..") or "/" in target:
+        if target in (".", ".."):
             raise root.err(m.name, "whiteout of an invalid name")
+        hit = root.parent(parts, m.name, create=False)
         if hit is None:
-            return
+            return  # nothing below to hide
         pfd, preal = hit
-        if (*preal, target) in root.created:
-            return  # a whiteout only hides lower layers
-        root.remove(pfd, target)
+        try:
+            if base == OPAQUE:
+                if preal:
+                    root.mark(preal)
+                _opaque(root, pfd, preal)
+                return
+            real = (*preal, target)
+            if real in root.created or real in root.touched:
+                # this layer made it: a whiteout only hides what lower layers had
+                st = _lstat(target, pfd)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    fd = os.open(target, _DIR_FLAGS, dir_fd=pfd)
+                    try:
+                        _opaque(root, fd, real)
+                    finally:
+                        os.close(fd)
+                return
+            root.remove(pfd, target)
+        finally:
+            os.close(pfd)
 
     # -- creating entries ------------------------------------------------------------------
     def _replace_prep(self, pfd: int, name: str, keep_dir: bool = False) -> os.stat_result | None:
@@ -253,9 +264,11 @@ class _Extractor:
         mode = m.mode & 0o7777
         return mode if self.same_owner else mode & ~0o6000
 
-    def _meta_fd(self, fd: int, m: Member) -> None:
+    def _meta_fd(self, fd: int, m: Member, mode: int) -> None:
+        """Owner, then mode (chown clears setuid bits), then xattrs (chown clears file capabilities)."""
         if self.same_owner:
             os.fchown(fd, m.uid, m.gid)
+        os.fchmod(fd, mode)
         for key, value in m.xattrs.items():
             with contextlib.suppress(OSError):  # unprivileged or unsupported fs: skip, as umoci does
                 os.setxattr(fd, key, value)
@@ -272,8 +285,7 @@ class _Extractor:
                     while view:
                         view = view[os.write(fd, view):]
                     left -= len(chunk)
-                self._meta_fd(fd, m)
-                os.fchmod(fd, self._owner_mode(m))
+                self._meta_fd(fd, m, self._owner_mode(m))
                 os.utime(fd, (m.mtime, m.mtime))
             finally:
                 os.close(fd)
@@ -293,8 +305,7 @@ class _Extractor:
             os.mkdir(name, 0o700, dir_fd=pfd)
         fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
         try:
-            self._meta_fd(fd, m)
-            os.fchmod(fd, 0o700 | (self._owner_mode(m)))  # writable while we fill it
+            self._meta_fd(fd, m, 0o700 | self._owner_mode(m))  # writable while we fill it
         finally:
             os.close(fd)
         self.root.dirs.append((real, self._owner_mode(m), m.mtime))
@@ -303,11 +314,11 @@ class _Extractor:
         tmp = self._tmpname(name)
         make_tmp(tmp)
         try:
-            if self.same_owner:
-                os.chown(tmp, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
-            if m.kind != "symlink":
-                os.chmod(tmp, self._owner_mode(m), dir_fd=pfd)  # device/fifo: not a symlink, no follow risk
-            if m.kind != "hardlink":
+            if m.kind != "hardlink":  # a hardlink shares its target's inode and metadata
+                if self.same_owner:
+                    os.chown(tmp, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+                if m.kind != "symlink":
+                    os.chmod(tmp, self._owner_mode(m), dir_fd=pfd)  # a node we just made, not a symlink
                 os.utime(tmp, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
             self._replace_prep(pfd, name)
             os.rename(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
@@ -326,14 +337,12 @@ class _Extractor:
         if hit is None:
             raise root.err(m.name, f"hardlink target {m.linkname!r} does not exist in the image")
         tfd, _ = hit
-        st = _lstat(tparts[-1], tfd)
-        if st is None:
-            raise root.err(m.name, f"hardlink target {m.linkname!r} does not exist in the image")
-        if stat.S_ISDIR(st.st_mode):
-            raise root.err(m.name, f"hardlink target {m.linkname!r} is a directory")
-        tfd = os.dup(tfd)  # parent() below may invalidate the cache
         try:
-            # the link's own parent may have been resolved with a cache entry that _replace_prep drops
+            st = _lstat(tparts[-1], tfd)
+            if st is None:
+                raise root.err(m.name, f"hardlink target {m.linkname!r} does not exist in the image")
+            if stat.S_ISDIR(st.st_mode):
+                raise root.err(m.name, f"hardlink target {m.linkname!r} is a directory")
             self._place(pfd, name, lambda tmp: os.link(tparts[-1], tmp, src_dir_fd=tfd, dst_dir_fd=pfd,
                                                         follow_symlinks=False), m)
         finally:

@@ -86,9 +86,13 @@ class Member:
     __slots__ = ("name", "kind", "size", "mode", "uid", "gid", "linkname", "mtime", "pax", "xattrs",
                  "devmajor", "devminor", "offset", "_it", "_left", "_gen", "_where")
 
-    def __init__(self, **kw: Any) -> None:
-        for k, v in kw.items():
-            setattr(self, k, v)
+    def __init__(self, name: str, kind: str, size: int, mode: int, uid: int, gid: int, linkname: str,
+                 mtime: int, pax: dict[str, str], xattrs: dict[str, bytes], devmajor: int, devminor: int,
+                 offset: int, _it: Any = None, _gen: int = 0, _where: str = "layer") -> None:
+        self.name, self.kind, self.size, self.mode, self.uid, self.gid = name, kind, size, mode, uid, gid
+        self.linkname, self.mtime, self.pax, self.xattrs = linkname, mtime, pax, xattrs
+        self.devmajor, self.devminor, self.offset = devmajor, devminor, offset
+        self._it, self._left, self._gen, self._where = _it, size, _gen, _where
 
     def __repr__(self) -> str:
         extra = f" -> {self.linkname}" if self.linkname else ""
@@ -159,11 +163,12 @@ def _num(field: bytes, what: str) -> int:
     if field and field[0] & 0x80:  # base-256 (GNU) for big values
         return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big") if field[0] == 0x80 \
             else int.from_bytes(field, "big", signed=True)
-    s = _cstr(field).strip(b" \0")
-    if not s:
-        return 0
     try:
-        return int(s, 8)
+        return int(field.strip(b" \0") or b"0", 8)
+    except ValueError:
+        pass
+    try:  # digits, NUL, then junk
+        return int(_cstr(field).strip(b" ") or b"0", 8)
     except ValueError:
         raise LayerError(f"{what}: invalid number {field!r} in tar header", hint=_HINT) from None
 
@@ -230,21 +235,24 @@ class _Iter:
                     raise LayerError(f"{where}: archive ends right after an extended header", hint=_HINT)
                 buf.drain()  # reach the end of the blob so compression trailers and digests get checked
                 return
-            stored = _num(block[148:156], f"{where} at byte {hdr_off}")
+            try:
+                stored = _num(block[148:156], where)
+            except LayerError:
+                stored = -1
             if stored != sum(block[:148]) + 256 + sum(block[156:]) and \
                     stored != sum((b - 256 if b > 127 else b) for b in block[:148] + b" " * 8 + block[156:]):
                 raise LayerError(f"{where}: bad tar header checksum at byte {hdr_off} (not a tar, or corrupt)",
                                  hint=_HINT)
-            at = f"{where} at byte {hdr_off}"
+            at = where
             typeflag = block[156:157]
-            size = _num(block[124:136], at)
+            size = _num(block[124:136], where)
             if typeflag in (b"x", b"g", b"L", b"K"):
                 data = self._meta(size, {b"x": "PAX header", b"g": "global PAX header",
                                          b"L": "GNU long name", b"K": "GNU long link"}[typeflag], hdr_off)
                 if typeflag == b"x":
-                    pax.update(_parse_pax(data, at))
+                    pax.update(_parse_pax(data, where))
                 elif typeflag == b"g":
-                    gpax.update(_parse_pax(data, at))
+                    gpax.update(_parse_pax(data, where))
                 elif typeflag == b"L":
                     longname = _cstr(data)
                 else:
@@ -261,7 +269,7 @@ class _Iter:
                 kind = "label"
             elif kind is None:
                 what = {b"S": "GNU sparse file", b"M": "multi-volume continuation", b"D": "GNU dump directory"}
-                raise LayerError(f"{at}: unsupported tar entry type {typeflag!r} "
+                raise LayerError(f"{where} at byte {hdr_off}: unsupported tar entry type {typeflag!r} "
                                  f"({what.get(typeflag, 'unknown')}) for {name!r}", hint=_HINT)
             link = _cstr(block[157:257])
             merged = {**gpax, **pax} if gpax else pax
@@ -271,13 +279,13 @@ class _Iter:
                 name = extra_name
             if extra_link is not None:
                 link = extra_link
-            uid, gid = _num(block[108:116], at), _num(block[116:124], at)
-            mtime = _num(block[136:148], at)
+            uid, gid = _num(block[108:116], where), _num(block[116:124], where)
+            mtime = _num(block[136:148], where)
             xattrs: dict[str, bytes] = {}
             strpax: dict[str, str] = {}
             for k, v in merged.items():
                 if k.startswith("GNU.sparse."):
-                    raise LayerError(f"{at}: GNU sparse files are not supported ({name!r})", hint=_HINT)
+                    raise LayerError(f"{where} at byte {hdr_off}: GNU sparse files are not supported ({name!r})", hint=_HINT)
                 if k.startswith("SCHILY.xattr."):
                     xattrs[k[len("SCHILY.xattr."):]] = v
                     continue
@@ -297,16 +305,16 @@ class _Iter:
                     elif k == "mtime":
                         mtime = int(sv.split(".", 1)[0] or 0)
                 except ValueError:
-                    raise LayerError(f"{at}: invalid PAX {k}={sv!r}", hint=_HINT) from None
+                    raise LayerError(f"{where} at byte {hdr_off}: invalid PAX {k}={sv!r}", hint=_HINT) from None
             raw_name = name.decode("utf-8", "surrogateescape")
             if kind == "file" and typeflag == b"\0" and raw_name.endswith("/"):
                 kind = "dir"  # old V7 archives
             if size < 0 or uid < 0 or gid < 0:
-                raise LayerError(f"{at}: negative size or id in header of {raw_name!r}", hint=_HINT)
+                raise LayerError(f"{where} at byte {hdr_off}: negative size or id in header of {raw_name!r}", hint=_HINT)
             if kind == "label":
                 n = size
                 if buf.skip(n + (-n % _BLOCK)) < n + (-n % _BLOCK):
-                    raise LayerError(f"{at}: truncated volume label", hint=_HINT)
+                    raise LayerError(f"{where} at byte {hdr_off}: truncated volume label", hint=_HINT)
                 continue
             path = clean(raw_name, where=where)
             linkname = link.decode("utf-8", "surrogateescape")
@@ -318,11 +326,10 @@ class _Iter:
                 raise LayerError(f"{where}: entry {path!r}: symlink with an empty target", hint=_HINT)
             has_data = kind == "file"
             self.gen += 1
-            m = Member(name=path, kind=kind, size=size if has_data else 0, mode=_num(block[100:108], at) & 0o7777,
-                       uid=uid, gid=gid, linkname=linkname, mtime=mtime, pax=strpax, xattrs=xattrs,
-                       devmajor=_num(block[329:337], at) if kind in ("char", "block") else 0,
-                       devminor=_num(block[337:345], at) if kind in ("char", "block") else 0,
-                       offset=hdr_off, _it=self, _left=size if has_data else 0, _gen=self.gen, _where=where)
+            dev = kind == "char" or kind == "block"
+            m = Member(path, kind, size if has_data else 0, _num(block[100:108], where) & 0o7777, uid, gid, linkname,
+                       mtime, strpax, xattrs, _num(block[329:337], where) if dev else 0,
+                       _num(block[337:345], where) if dev else 0, hdr_off, self, self.gen, where)
             yield m
             self.gen += 1
             if m._left:

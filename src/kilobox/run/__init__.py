@@ -1,0 +1,83 @@
+"""Run micro-containers: hardened OCI bundles on crun/runc/youki, or delegated to podman/docker.
+
+::
+
+    from kilobox.run import run, make_options, ps, stop, remove, logs
+    r = run("oci:out:hello")                                  # foreground: r.exit_code
+    r = run("oci:out:httpd", detach=True, name="web",
+            options=make_options(network="host", env=["PORT=8080"]))
+    stop("web"); remove("web")
+    run(rootfs="/tmp/rootfs", config={"Entrypoint": ["/hello"], "User": "65532"})
+
+Modules: :mod:`.options` (run options), :mod:`.spec` (config.json), :mod:`.seccomp`,
+:mod:`.rootfs` (unpack once, in-root lookups), :mod:`.bundle` (bundle cache),
+:mod:`.runtimes` (crun/runc/youki, cgroup quirks), :mod:`.ns` (mount namespace + exec),
+:mod:`.state` (names, state dir), :mod:`.lifecycle`, :mod:`.engines` (podman/docker),
+:mod:`.bench` (cold-start benchmark). Only what a warm run needs is imported eagerly.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+from ..errors import RunError, UsageError
+from .options import RunOptions, make_options
+
+
+class RunResult(NamedTuple):
+    name: str | None          # the container's name (None for a foreground --rm run)
+    exit_code: int | None     # foreground: the container's exit code; detached: None
+
+
+def run(image: str | None = None, *, rootfs: str | os.PathLike[str] | None = None,
+        config: dict[str, Any] | None = None, options: RunOptions | None = None, name: str | None = None,
+        detach: bool = False, remove: bool = False, runtime: str | None = None, engine: str | None = None,
+        platform: str | None = None, registry_options: Any = None,
+        stdin: int = 0, stdout: int = 1, stderr: int = 2) -> RunResult:
+    """Run *image* (any location kilobox reads), or a prepared *rootfs* with an image *config* block.
+
+    *config* holds the image config's ``config`` fields (Entrypoint, Cmd, Env, User, WorkingDir).
+    Foreground runs return the exit code; detached runs return once the container started.
+    """
+    opts = options or RunOptions()
+    if (image is None) == (rootfs is None):
+        raise UsageError("run: give an image or a rootfs (not both)")
+    if engine:
+        if rootfs is not None:
+            raise UsageError("--engine needs an image, not a rootfs directory")
+        from .engines import run_engine
+        return RunResult(*run_engine(engine, image, opts, name=name, detach=detach, remove=remove,
+                                     platform=platform, registry_options=registry_options))
+    if os.geteuid() != 0:
+        raise RunError("kilobox run needs root (rootless containers are not supported)",
+                       hint="run as root, or use --engine podman")
+    from . import bundle
+    if rootfs is not None:
+        from .rootfs import check_rootfs
+        meta = bundle.make_bundle(check_rootfs(rootfs), dict(config or {}), opts, image=str(rootfs))
+    else:
+        assert image is not None
+        meta = bundle.lookup(image, platform, opts) or bundle.prepare(
+            image, opts, platform=platform, options=registry_options)
+    from . import lifecycle
+    if detach:
+        return RunResult(lifecycle.start_detached(meta, name=name, remove=remove, runtime=runtime), None)
+    cname, code = lifecycle.run_foreground(meta, name=name, remove=remove, runtime=runtime,
+                                           stdin=stdin, stdout=stdout, stderr=stderr)
+    return RunResult(None if remove else cname, code)
+
+
+def __getattr__(attr: str) -> Any:
+    lazy = {"ps": "lifecycle", "stop": "lifecycle", "remove": "lifecycle", "logs": "lifecycle",
+            "oci_profile": "seccomp", "runtime_config": "spec", "find_runtime": "runtimes",
+            "cgroup_mode": "runtimes", "ensure_rootfs": "rootfs", "prepare": "bundle", "bench_start": "bench"}
+    mod = lazy.get(attr)
+    if mod is None:
+        raise AttributeError(f"module 'kilobox.run' has no attribute {attr!r}")
+    import importlib
+    return getattr(importlib.import_module(f"{__name__}.{mod}"), attr)
+
+
+__all__ = ["run", "RunResult", "RunOptions", "make_options", "ps", "stop", "remove", "logs", "oci_profile",
+           "runtime_config", "find_runtime", "cgroup_mode", "ensure_rootfs", "prepare", "bench_start"]

@@ -96,8 +96,11 @@ def parse_challenges(header: str) -> list[Challenge]:
                     i += 1
                 i += 1      # closing quote (or end)
                 value = "".join(buf)
-            else:
-                value = token()
+            else:           # unquoted: a token, leniently up to the next comma or space
+                j = i
+                while i < n and s[i] not in " \t,":
+                    i += 1
+                value = s[j:i]
             if len(current.params) < 32:
                 current.params.setdefault(name.lower(), value)
             continue

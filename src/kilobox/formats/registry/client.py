@@ -137,14 +137,26 @@ class Response:
             self._drop()
             raise RegistryError(f"{self.method} {_path(self.url)}: connection lost while reading ({_exc(e)})",
                                 retryable=True) from None
+        if not data and n != 0 and self.raw.length:     # http.client: EOF before Content-Length
+            missing = self.raw.length
+            self._drop()
+            raise RegistryError(f"{self.method} {_path(self.url)}: connection closed {missing} bytes before "
+                                f"the announced end", retryable=True)
         if self.raw.isclosed():
             self._release()
         return data
 
-    def read_limited(self, limit: int, what: str) -> bytes:
-        """The whole body, refusing (early, and while reading) more than *limit* bytes."""
-        from ...errors import ManifestError
+    def read_limited(self, limit: int, what: str, exact: int | None = None) -> bytes:
+        """The whole body, refusing (early, and while reading) more than *limit* bytes.
+
+        With *exact*, a ``Content-Length`` other than *exact* is a :class:`DigestMismatch`.
+        """
+        from ...errors import DigestMismatch, ManifestError
         cl = self.content_length
+        if exact is not None and cl is not None and cl != exact:
+            self._drop()
+            raise DigestMismatch(f"{what}: the registry announces {cl} bytes, the descriptor {exact} "
+                                 f"({self.method} {_path(self.url)})")
         if cl is not None and cl > limit:
             self._drop()
             raise ManifestError(f"{what}: the registry announces {cl} bytes, over the {limit} byte limit "

@@ -140,7 +140,7 @@ class RegistrySource(Source):
         headers = {"Accept": mt.ACCEPT_MANIFESTS if kind == "manifests" else "*/*"}
         resp = self.client.request("GET", self._path(kind, str(desc.digest)), scopes=self.scopes,
                                    headers=headers, follow=True, what=what)
-        raw = resp.read_limited(MAX_MANIFEST_BYTES, what)
+        raw = resp.read_limited(desc.size, what, exact=desc.size)
         desc.digest.verify(raw, desc.size, what=f"{what} from {self.ref.registry}")
         self._raw[desc.digest] = raw
         self.store.put_blob(desc, io.BytesIO(raw))

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Benchmark: ``kilobox copy`` vs ``skopeo copy``, OCI layout -> local registry and back.
+
+Scenarios (each command a fresh process, as a user runs it):
+
+- micro push:      a ~4 KiB 1-layer image, layout -> a fresh registry
+- micro push again: the same image to another tag (every blob is already there: HEAD and skip)
+- micro pull:      registry -> a new layout (kilobox with an empty store: nothing cached)
+- big push / pull: a 200 MB image of 5 gzip layers; throughput and peak RSS
+
+The tools alternate (which one goes first flips every round); every
+measurement gets its own registry, so neither tool can mount blobs the
+other pushed (skopeo keeps a blob-location cache) and kilobox's store starts
+empty for pulls. Peak RSS comes from ``wait4`` (``ru_maxrss``) of the process.
+
+    .venv/bin/python benchmarks/copy_registry.py [--rounds 9] [--big-rounds 3] [--big-mb 200] [--no-write]
+
+Results replace the ``copy_registry`` section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from tests.fixtures.registry import start_registry  # noqa: E402
+
+KILOBOX = str(Path(sys.executable).with_name("kilobox"))
+SKOPEO = shutil.which("skopeo") or "skopeo"
+DOC = ROOT / "docs" / "benchmarks.md"
+NAME = "copy_registry"
+
+
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS in KiB) of one process; raises when it fails."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {err[-2000:]}")
+    return wall, ru.ru_maxrss
+
+
+def make_layout(path: Path, tag: str, layers: int, size: int, seed: int) -> None:
+    """A layout written by kilobox itself: *layers* tar+gzip layers of *size* random bytes."""
+    from kilobox.copying import copy_root
+    from kilobox.formats import open_sink
+    from kilobox.oci import Descriptor, Digest, ImageConfig, Manifest, mediatypes as mt
+    from tests.helpers.memimage import MemImage
+
+    rng = random.Random(seed)
+    img = MemImage()
+    descs, diff_ids = [], []
+    for i in range(layers):
+        tar = io.BytesIO()
+        with tarfile.open(fileobj=tar, mode="w") as tf:
+            data = rng.randbytes(size)
+            info = tarfile.TarInfo(f"layer{i}.bin")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        raw = tar.getvalue()
+        gz = io.BytesIO()
+        with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0, filename="", compresslevel=1) as g:
+            g.write(raw)
+        descs.append(img.add(mt.OCI_LAYER_GZIP, gz.getvalue()))
+        diff_ids.append(str(Digest.of(raw)))
+    cfg = ImageConfig.build({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/x"]},
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    img.add(cfg.media_type, cfg.raw)
+    m = Manifest.build(cfg.descriptor(), descs)
+    img._root = img.add(m.media_type, m.raw)
+    with open_sink(f"oci:{path}:{tag}") as sink:
+        copy_root(img, sink)
+    del Descriptor
+
+
+def commands(tool: str, src: str, dst: str, direction: str) -> list[str]:
+    if tool == "kilobox":
+        return [KILOBOX, "copy", src, dst]
+    tls = "--dest-tls-verify=false" if direction == "push" else "--src-tls-verify=false"
+    return [SKOPEO, "copy", "-q", tls, src, dst]
+
+
+def one_round(tool: str, layout: Path, tag: str, work: Path, env: dict[str, str], again: bool) -> dict[str, tuple[float, int]]:
+    """push (and push again), pull — against a fresh registry."""
+    out: dict[str, tuple[float, int]] = {}
+    srv = start_registry(Path(tempfile.mkdtemp(dir=work, prefix="reg.")))
+    store = Path(tempfile.mkdtemp(dir=work, prefix="store."))
+    e = dict(env, KILOBOX_CACHE=str(store))
+    try:
+        dst = f"docker://{srv.host}/bench/{tag}:1"
+        out["push"] = run(commands(tool, f"oci:{layout}:{tag}", dst, "push"), e)
+        if again:
+            out["push again"] = run(commands(tool, f"oci:{layout}:{tag}", f"docker://{srv.host}/bench/{tag}:2", "push"), e)
+        back = Path(tempfile.mkdtemp(dir=work, prefix="back."))
+        shutil.rmtree(back)
+        out["pull"] = run(commands(tool, dst, f"oci:{back}:{tag}", "pull"), e)
+        shutil.rmtree(back, ignore_errors=True)
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.storage.parent, ignore_errors=True)
+        shutil.rmtree(store, ignore_errors=True)
+    return out
+
+
+def summarize(samples: dict[str, dict[str, list[tuple[float, int]]]], scenario: str, mb: float | None) -> list[str]:
+    k = [w for w, _ in samples["kilobox"][scenario]]
+    s = [w for w, _ in samples["skopeo"][scenario]]
+    krss = max(r for _, r in samples["kilobox"][scenario]) / 1024
+    srss = max(r for _, r in samples["skopeo"][scenario]) / 1024
+    ratio = statistics.median(k) / statistics.median(s)
+
+    def fmt(v: list[float]) -> str:
+        return f"{min(v)*1000:.0f} / {statistics.median(v)*1000:.0f} / {max(v)*1000:.0f}"
+    row = [scenario, fmt(k), fmt(s), f"{ratio:.2f}", f"{krss:.0f}", f"{srss:.0f}"]
+    if mb is not None:
+        row.insert(4, f"{mb / statistics.median(k):.0f} / {mb / statistics.median(s):.0f}")
+    return row
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    sk = subprocess.run([SKOPEO, "--version"], capture_output=True, text=True).stdout.strip()
+    reg = subprocess.run(["docker-registry", "--version"], capture_output=True, text=True).stdout.strip()
+    load = os.getloadavg()
+    return (f"{platform.platform()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
+            f"{sk}, {reg}; load average at start {load[0]:.1f}")
+
+
+def write_section(text: str) -> None:
+    start, end = f"<!-- bench:{NAME} -->", f"<!-- /bench:{NAME} -->"
+    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    if start in doc and end in doc:
+        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(doc)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--big-rounds", type=int, default=3)
+    ap.add_argument("--big-mb", type=int, default=200)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = ap.parse_args()
+    started = machine()
+    work = Path(tempfile.mkdtemp(prefix="kb-bench-"))
+    env = dict(os.environ)
+    try:
+        micro, big = work / "micro", work / "big"
+        make_layout(micro, "micro", 1, 4096, seed=1)
+        if args.big_rounds:
+            make_layout(big, "big", 5, args.big_mb * 1_000_000 // 5, seed=2)
+        tools = ["kilobox", "skopeo"]
+        samples: dict[str, dict[str, list[tuple[float, int]]]] = {t: {} for t in tools}
+        for r in range(args.rounds):
+            for tool in (tools if r % 2 == 0 else tools[::-1]):
+                for k, v in one_round(tool, micro, "micro", work, env, again=True).items():
+                    samples[tool].setdefault(f"micro {k}", []).append(v)
+            print(f"micro round {r + 1}/{args.rounds}", file=sys.stderr)
+        for r in range(args.big_rounds):
+            for tool in (tools if r % 2 == 0 else tools[::-1]):
+                for k, v in one_round(tool, big, "big", work, env, again=False).items():
+                    samples[tool].setdefault(f"big {k}", []).append(v)
+            print(f"big round {r + 1}/{args.big_rounds}", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    size_mb = sum(f.stat().st_size for f in []) or args.big_mb
+    lines = [
+        "## Copy to and from a registry (kilobox vs skopeo)",
+        "",
+        f"`.venv/bin/python benchmarks/copy_registry.py --rounds {args.rounds} --big-rounds {args.big_rounds} "
+        f"--big-mb {args.big_mb}` — {time.strftime('%Y-%m-%d')}",
+        "",
+        f"Machine: {started}.",
+        "",
+        "Each command is a fresh process; the tools alternate; each measurement has its own registry "
+        "(`docker-registry` on 127.0.0.1) and kilobox an empty store, so pulls are cold.",
+        "Times in ms: min / median / max. Ratio = kilobox median / skopeo median (< 1: kilobox faster). "
+        "Peak RSS is the largest over the rounds.",
+        "",
+        "| scenario | kilobox ms | skopeo ms | ratio | kilobox RSS MiB | skopeo RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    micro_keys = [k for k in ("micro push", "micro push again", "micro pull") if k in samples["kilobox"]]
+    for key in micro_keys:
+        lines.append("| " + " | ".join(summarize(samples, key, None)) + " |")
+    if args.big_rounds:
+        lines += ["", f"{size_mb} MB image, 5 gzip layers ({args.big_rounds} rounds):", "",
+                  "| scenario | kilobox ms | skopeo ms | ratio | MB/s kilobox / skopeo | kilobox RSS MiB | skopeo RSS MiB |",
+                  "|---|---|---|---|---|---|---|"]
+        for key in ("big push", "big pull"):
+            lines.append("| " + " | ".join(summarize(samples, key, float(size_mb))) + " |")
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

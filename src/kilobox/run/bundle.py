@@ -1,0 +1,211 @@
+"""Runtime bundles, cached per (image digest, run options).
+
+``Store().area("bundles")/<key>/`` holds ``config.json`` (validated-shape OCI
+runtime config), ``meta.json`` (what kilobox needs to launch it), an empty
+``rootfs/`` mount point and an empty ``scratch/`` (tmpfs overlay upper).
+Bundles are immutable once renamed into place, so any number of containers
+share one: each mounts its root at ``rootfs/`` inside its own mount namespace.
+
+The warm path (:func:`lookup`) maps (location, platform, options) to a bundle
+through ``bundles/refs/<hash>.json``, validated by the (mtime, size, inode) of
+the file that names the image (a layout's index.json, an archive): a warm
+``kilobox run`` reads two small JSON files and execs the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunError
+from .options import RunOptions
+
+META_VERSION = 1
+
+
+def _sha(text: str) -> str:
+    try:
+        from _sha256 import sha256  # builtin: avoids loading OpenSSL on the warm path
+    except ImportError:  # pragma: no cover - other Pythons
+        from hashlib import sha256
+    return sha256(text.encode()).hexdigest()
+
+
+def _stamp(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size, st.st_ino]
+
+
+def _store_root() -> Path:
+    """Same rule as :func:`kilobox.store.default_root` (not imported: it pulls in the image model)."""
+    env = os.environ.get("KILOBOX_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) / "kilobox" if xdg else Path.home() / ".cache" / "kilobox"
+
+
+def ref_key(location: str, platform: str | None, opts: RunOptions) -> str:
+    return _sha(f"{location}\0{platform or ''}\0{os.uname().machine}\0{opts.key()}")[:40]
+
+
+def lookup(location: str, platform: str | None, opts: RunOptions, store_root: Path | None = None) -> dict[str, Any] | None:
+    """The cached bundle for *location* + *opts*, if nothing it depends on has changed."""
+    root = store_root or _store_root()
+    ref = root / "bundles" / "refs" / (ref_key(location, platform, opts) + ".json")
+    try:
+        doc = json.loads(ref.read_text())
+        if doc.get("stamp") is None or _stamp(doc["stamp_path"]) != doc["stamp"]:
+            return None
+        meta = json.loads((Path(doc["bundle"]) / "meta.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if meta.get("v") != META_VERSION or not os.path.isdir(meta.get("rootfs", "")):
+        return None
+    return meta
+
+
+def remember(location: str, platform: str | None, opts: RunOptions, meta: dict[str, Any], stamp_path: str | None,
+             store_root: Path | None = None) -> None:
+    """Record the warm-path entry for *location* (no-op when it has no stamp file)."""
+    if not stamp_path:
+        return
+    stamp = _stamp(stamp_path)
+    if stamp is None:
+        return
+    root = store_root or _store_root()
+    refs = root / "bundles" / "refs"
+    refs.mkdir(parents=True, exist_ok=True)
+    from .state import write_json
+    write_json(refs / (ref_key(location, platform, opts) + ".json"),
+               {"location": location, "bundle": meta["dir"], "stamp_path": stamp_path, "stamp": stamp})
+
+
+def stamp_path_for(location: str) -> str | None:
+    """The file whose change means *location* may name another image now."""
+    from ..transports import Location
+    loc = Location.parse(location)
+    if loc.transport == "oci":
+        return str(Path(loc.path).resolve() / "index.json")
+    if loc.transport in ("oci-archive", "docker-archive"):
+        return str(Path(loc.path).resolve())
+    return None
+
+
+def make_bundle(rootfs: Path, image_cfg: dict[str, Any], opts: RunOptions, *, image: str, digest: str = "",
+                store: Any = None) -> dict[str, Any]:
+    """The bundle for *rootfs* + image config + *opts*: from the cache, or generated and cached."""
+    from . import rootfs as rfs
+    from . import spec
+    from .seccomp import oci_profile
+    if store is None:
+        from ..store import Store
+        store = Store()
+    basis = digest or f"rootfs:{rootfs}:{_sha(json.dumps(image_cfg, sort_keys=True))}"
+    key = _sha(f"{basis}\0{os.uname().machine}\0{opts.key()}")[:40]
+    area = store.area("bundles")
+    bdir = area / key
+    meta_path = bdir / "meta.json"
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("v") == META_VERSION and os.path.isdir(meta.get("rootfs", "")):
+                return meta
+        except ValueError:
+            pass
+    uid, gid, gids = rfs.resolve_user(rootfs, spec.user_spec(image_cfg, opts))
+    spec.check_root(uid, opts, image)
+    argv = spec.command(image_cfg, opts)
+    env = spec.merge_env(list(image_cfg.get("Env") or []), opts.env)
+    cwd = opts.workdir or image_cfg.get("WorkingDir") or "/"
+    if not cwd.startswith("/"):
+        cwd = "/" + cwd
+    rfs.find_executable(rootfs, argv[0], env, cwd)
+    wanted = list(rfs.BASE_MOUNTPOINTS) + [spec.tmpfs_mount(t)["destination"] for t in opts.tmpfs]
+    mkdirs = rfs.missing_dirs(rootfs, wanted + ([cwd] if cwd != "/" else []))
+    overlay = "disk" if opts.read_write else ("tmpfs" if mkdirs else "")
+    if overlay and any(c in str(rootfs) for c in ",:\\"):
+        raise RunError(f"rootfs path {rootfs} contains ',', ':' or '\\' (unusable as an overlay lower dir)",
+                       hint="move the store: set KILOBOX_CACHE to a plain path")
+    caps = opts.cap_add
+    seccomp = oci_profile(caps) if opts.seccomp == "default" else None
+    config = spec.runtime_config(argv=argv, env=env, cwd=cwd, uid=uid, gid=gid, gids=gids, opts=opts,
+                                 seccomp=seccomp, annotations={"org.kilobox.image": image[:512],
+                                                               **({"org.kilobox.digest": digest} if digest else {})})
+    meta = {"v": META_VERSION, "dir": str(bdir), "rootfs": str(rootfs), "overlay": overlay, "mkdirs": mkdirs,
+            "has_limits": opts.has_limits, "image": image, "digest": digest, "argv": argv,
+            "user": f"{uid}:{gid}", "network": opts.network}
+    tmp = store.temp_dir("bundle.")
+    try:
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        (tmp / "rootfs").mkdir()
+        (tmp / "scratch").mkdir()
+        meta_tmp = dict(meta)
+        (tmp / "meta.json").write_text(json.dumps(meta_tmp, indent=1))
+        os.chmod(tmp, 0o755)
+        try:
+            os.rename(tmp, bdir)
+        except OSError:
+            if not meta_path.is_file():
+                raise
+            from ..store import _rmtree
+            _rmtree(tmp)
+    except BaseException:
+        if tmp.exists():
+            from ..store import _rmtree
+            _rmtree(tmp)
+        raise
+    return meta
+
+
+def local_image(location: str, *, platform: str | None = None, options: Any = None, store: Any = None,
+                pull: bool = True) -> tuple[str, str | None]:
+    """A location kilobox can open locally: registry references are pulled once into the store.
+
+    Returns (local location, stamp file).
+    """
+    from ..transports import Location
+    loc = Location.parse(location)
+    if loc.transport != "docker":
+        return location, stamp_path_for(location)
+    if store is None:
+        from ..store import Store
+        store = Store()
+    images = store.area("images")
+    tag = str(loc.ref)
+    local = f"oci:{images}:{tag}"
+    stamp = str(images / "index.json")
+    try:
+        from ..formats.layout import list_tags
+        if tag in list_tags(images):
+            return local, stamp
+    except Exception:  # noqa: BLE001 - no layout yet: pull
+        pass
+    if not pull:
+        from ..errors import NotFound
+        raise NotFound(f"{location} is not in the local store")
+    from ..copying import copy
+    with store.lock("images"):
+        copy(f"docker://{loc.ref}", local, platform=platform or None, options=options)
+    return local, stamp
+
+
+def prepare(location: str, opts: RunOptions, *, platform: str | None = None, options: Any = None,
+            store: Any = None) -> dict[str, Any]:
+    """The bundle for image *location* + *opts* (cold path: pull, unpack once, generate, cache)."""
+    from ..image import open_image
+    from .rootfs import ensure_rootfs
+    if store is None:
+        from ..store import Store
+        store = Store()
+    local, stamp = local_image(location, platform=platform, options=options, store=store)
+    with open_image(local, platform) as img:
+        rootfs = ensure_rootfs(img, store)
+        meta = make_bundle(rootfs, img.config.config, opts, image=location, digest=img.digest, store=store)
+    remember(location, platform, opts, meta, stamp, store.root)
+    return meta

@@ -1,0 +1,352 @@
+"""Container lifecycle: foreground and detached runs, stop, rm, logs, ps.
+
+Foreground: kilobox forks the runtime (``crun run``: stdio inherited), forwards
+SIGINT/SIGTERM/SIGHUP/SIGQUIT to it (the runtime forwards them to the
+container; a second SIGINT/SIGTERM kills the container), waits, and returns
+the container's exit code.
+
+Detached (``-d``): a monitor process (double-forked, own session) starts the
+runtime with stdout/stderr appended to the container's log, reports "started"
+back through a pipe, then waits for the exit code and records it (and removes
+the container with ``--rm``). The monitor is what survives kilobox, as
+conmon does for podman; it reaps the runtime, so no zombies are left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunError
+from . import state as st
+from .ns import Mounts, spawn
+from .runtimes import Launch, Runtime, delete_argv, find_runtime, launch, runtime_root
+
+FORWARD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _mounts(meta: dict[str, Any], cdir: Path, fix: str) -> Mounts:
+    overlay = meta.get("overlay", "")
+    scratch = ""
+    if overlay == "tmpfs":
+        scratch = os.path.join(meta["dir"], "scratch")
+    elif overlay == "disk":
+        scratch = str(cdir)
+        for d in ("upper", "work"):
+            (cdir / d).mkdir(exist_ok=True)
+    return Mounts(rootfs=meta["rootfs"], target=os.path.join(meta["dir"], "rootfs"), overlay=overlay,
+                  scratch=scratch, mkdirs=tuple(meta.get("mkdirs") or ()), cgroup_fix=fix)
+
+
+def _plan(meta: dict[str, Any], name: str, cdir: Path, runtime: str | None) -> tuple[Launch, Mounts]:
+    rt = find_runtime(runtime)
+    root = runtime_root(st.state_root(), rt)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ln = launch(rt, bundle=meta["dir"], cid=name, pid_file=str(cdir / "pid"), root=str(root),
+                has_limits=bool(meta.get("has_limits")))
+    return ln, _mounts(meta, cdir, ln.cgroup_fix)
+
+
+def _record(cdir: Path, meta: dict[str, Any], name: str, ln: Launch, *, detached: bool, remove: bool,
+            engine: str = "") -> dict[str, Any]:
+    doc = {"name": name, "image": meta.get("image", ""), "digest": meta.get("digest", ""),
+           "bundle": meta.get("dir", ""), "argv": meta.get("argv", []), "runtime": ln.runtime.name if ln else engine,
+           "runtime_path": ln.runtime.path if ln else "", "runtime_root": ln.argv[2] if ln else "",
+           "created": time.time(), "detached": detached, "rm": remove, "engine": engine,
+           "runtime_pid": None, "runtime_started": None}
+    st.write_json(cdir / "state.json", doc)
+    doc["_dir"] = str(cdir)
+    return doc
+
+
+def _exit_code(status: int) -> int:
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _set_runtime_pid(cdir: Path, doc: dict[str, Any], pid: int) -> None:
+    doc["runtime_pid"] = pid
+    doc["runtime_started"] = st.start_time(pid)
+    st.write_json(cdir / "state.json", {k: v for k, v in doc.items() if not k.startswith("_")})
+
+
+def run_foreground(meta: dict[str, Any], *, name: str | None = None, remove: bool = False,
+                   runtime: str | None = None, stdin: int = 0, stdout: int = 1, stderr: int = 2) -> tuple[str, int]:
+    """Run the bundle in the foreground; returns (name, the container's exit code)."""
+    name, cdir = st.claim(name)
+    try:
+        ln, mounts = _plan(meta, name, cdir, runtime)
+        doc = _record(cdir, meta, name, ln, detached=False, remove=remove)
+    except BaseException:
+        st.remove_dir(cdir)
+        raise
+    hits = [0]
+    pid = 0
+
+    def forward(signum: int, _frame: Any) -> None:
+        if not pid:
+            return
+        if signum in (signal.SIGINT, signal.SIGTERM):
+            hits[0] += 1
+            if hits[0] > 1:
+                init = st.init_pid({**doc, "_dir": str(cdir)})
+                if init:
+                    _kill(init, signal.SIGKILL)
+                return
+        _kill(pid, signum)
+
+    old = {s: signal.signal(s, forward) for s in FORWARD}
+    try:
+        try:
+            pid = spawn(ln.argv, mounts, stdin=stdin, stdout=stdout, stderr=stderr)
+        except BaseException:
+            st.remove_dir(cdir)
+            raise
+        _set_runtime_pid(cdir, doc, pid)
+        _, status = os.waitpid(pid, 0)
+        code = _exit_code(status)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if remove:
+        st.remove_dir(cdir)
+    else:
+        st.write_exit(cdir, code)
+    return name, code
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def start_detached(meta: dict[str, Any], *, name: str | None = None, remove: bool = False,
+                   runtime: str | None = None, timeout: float = 30.0) -> str:
+    """Start the bundle in the background under a monitor; returns the container's name."""
+    name, cdir = st.claim(name)
+    try:
+        ln, mounts = _plan(meta, name, cdir, runtime)
+        doc = _record(cdir, meta, name, ln, detached=True, remove=remove)
+    except BaseException:
+        st.remove_dir(cdir)
+        raise
+    r, w = os.pipe2(os.O_CLOEXEC)
+    first = os.fork()
+    if first == 0:  # intermediate: new session, fork the monitor, leave
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() == 0:
+                _monitor(ln, mounts, cdir, doc, w, remove, timeout)
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(125)
+    os.close(w)
+    os.waitpid(first, 0)
+    chunks = []
+    while True:
+        data = os.read(r, 4096)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(r)
+    report = b"".join(chunks).decode(errors="replace")
+    kind, _, rest = report.partition(" ")
+    if kind in ("started", "exited"):
+        return name
+    st.remove_dir(cdir)
+    raise RunError(f"container {name} did not start: {rest.strip() or 'the monitor died'}",
+                   hint="see the runtime's message above, or run it in the foreground")
+
+
+def _monitor(ln: Launch, mounts: Mounts, cdir: Path, doc: dict[str, Any], w: int, remove: bool,
+             timeout: float) -> None:
+    """The detached container's keeper (never returns)."""
+    code = 125
+    try:
+        for s in FORWARD:
+            signal.signal(s, signal.SIG_IGN if s in (signal.SIGHUP, signal.SIGINT) else signal.SIG_DFL)
+        null = os.open(os.devnull, os.O_RDWR)
+        log = os.open(cdir / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            pid = spawn(ln.argv, mounts, stdin=null, stdout=log, stderr=log)
+        except RunError as e:
+            os.write(w, f"failed {e}".encode())
+            os._exit(0)
+        _set_runtime_pid(cdir, doc, pid)
+        pidfile = cdir / "pid"
+        deadline = time.monotonic() + timeout
+        status = None
+        while True:
+            wpid, s = os.waitpid(pid, os.WNOHANG)
+            if wpid:
+                status = s
+                break
+            if pidfile.exists() and st.read_int(pidfile):
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.002)
+        if status is not None and not pidfile.exists():
+            code = _exit_code(status)
+            tail = _tail(cdir / "log")
+            os.write(w, f"failed {tail or f'the runtime exited with {code}'}".encode())
+            st.write_exit(cdir, code)
+            os._exit(0)
+        os.write(w, b"started" if status is None else b"exited")
+        os.close(w)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        if status is None:
+            _, status = os.waitpid(pid, 0)
+        code = _exit_code(status)
+        if remove:
+            st.remove_dir(cdir)
+        else:
+            st.write_exit(cdir, code)
+    finally:
+        os._exit(0)
+
+
+def _tail(path: Path, n: int = 400) -> str:
+    try:
+        data = path.read_bytes()[-n:]
+    except OSError:
+        return ""
+    lines = [ln for ln in data.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+# -- commands on existing containers -------------------------------------------------
+def stop(name: str, timeout: float = 10.0) -> int | None:
+    """SIGTERM the container, SIGKILL after *timeout* seconds; returns its exit code (if known)."""
+    doc = st.load(name)
+    if doc.get("engine"):
+        from .engines import engine_stop
+        return engine_stop(doc, timeout)
+    state, code = st.status(doc)
+    if state != "running":
+        return code
+    init = st.init_pid(doc)
+    if init:
+        _kill(init, signal.SIGTERM)
+    if not _wait_exit(doc, timeout):
+        init = st.init_pid(doc)
+        if init:
+            _kill(init, signal.SIGKILL)
+        elif doc.get("runtime_pid") and st.alive(doc["runtime_pid"], doc.get("runtime_started")):
+            _kill(doc["runtime_pid"], signal.SIGKILL)
+        _wait_exit(doc, 10.0)
+    return st.status(doc)[1] if Path(doc["_dir"]).exists() else None
+
+
+def _wait_exit(doc: dict[str, Any], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    cdir = Path(doc["_dir"])
+    while True:
+        if not cdir.exists():
+            return True
+        state, _ = st.status(doc)
+        if state != "running":
+            # the monitor writes the exit code right after the runtime exits: give it a moment
+            if doc.get("detached") and not (cdir / "exit").exists():
+                end = time.monotonic() + 1.0
+                while time.monotonic() < end and cdir.exists() and not (cdir / "exit").exists():
+                    time.sleep(0.01)
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def remove(name: str, force: bool = False) -> None:
+    """Forget a stopped container (``force``: stop it first, with SIGKILL)."""
+    doc = st.load(name)
+    state, _ = st.status(doc)
+    if doc.get("engine"):
+        from .engines import engine_rm
+        engine_rm(doc, force)
+    elif state == "running":
+        if not force:
+            raise RunError(f"container {name} is running", hint=f"stop it first (kilobox stop {name}) or use rm -f")
+        stop(name, timeout=0)
+    if not doc.get("engine") and doc.get("runtime_path") and os.path.exists(doc["runtime_path"]):
+        _runtime_delete(doc, name)
+    st.remove_dir(Path(doc["_dir"]))
+
+
+def _runtime_delete(doc: dict[str, Any], name: str) -> None:
+    """Drop leftovers in the runtime's own state (normally gone: ``run`` deletes on exit)."""
+    root = doc.get("runtime_root") or ""
+    if not root or not os.path.isdir(os.path.join(root, name)):
+        return
+    rt = Runtime(doc["runtime"], doc["runtime_path"])
+    from .runtimes import cgroup_mode
+    mounts = None
+    argv = delete_argv(rt, root, name)
+    if rt.name == "crun" and cgroup_mode() == "hybrid":
+        mounts = Mounts(rootfs="", target="", cgroup_fix="cgroup2")
+        argv = argv[:1] + ["--cgroup-manager=disabled"] + argv[1:]
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        pid = spawn(argv, mounts, stdin=null, stdout=null, stderr=null)
+        os.waitpid(pid, 0)
+    except RunError:
+        pass
+    finally:
+        os.close(null)
+
+
+def logs(name: str, follow: bool = False, out: Any = None) -> None:
+    """Copy the container's log to *out* (binary stream); with *follow*, until it exits."""
+    import sys
+    doc = st.load(name)
+    if doc.get("engine"):
+        from .engines import engine_logs
+        engine_logs(doc, follow)
+        return
+    out = out or sys.stdout.buffer
+    path = Path(doc["_dir"]) / "log"
+    if not doc.get("detached"):
+        raise RunError(f"container {name} ran in the foreground: its output went to the terminal",
+                       hint="use -d to keep logs")
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        while True:
+            data = f.read(65536)
+            if data:
+                out.write(data)
+                out.flush()
+                continue
+            if not follow:
+                return
+            if st.status(doc)[0] != "running" or not Path(doc["_dir"]).exists():
+                rest = f.read()
+                if rest:
+                    out.write(rest)
+                    out.flush()
+                return
+            time.sleep(0.05)
+
+
+def ps() -> list[dict[str, Any]]:
+    """Every known container: name, image, command, status, exit code, created."""
+    rows = []
+    for doc in st.iter_containers():
+        if doc.get("engine"):
+            from .engines import engine_status
+            state, code = engine_status(doc)
+        else:
+            state, code = st.status(doc)
+        rows.append({"name": doc["name"], "image": doc.get("image", ""), "command": doc.get("argv", []),
+                     "status": state, "exit_code": code, "created": doc.get("created"),
+                     "runtime": doc.get("engine") or doc.get("runtime", ""), "detached": doc.get("detached")})
+    return rows
