@@ -43,21 +43,26 @@ from tests.fixtures.registry import start_registry  # noqa: E402
 
 KILOBOX = str(Path(sys.executable).with_name("kilobox"))
 SKOPEO = shutil.which("skopeo") or "skopeo"
+TIME = "/usr/bin/time"                  # GNU time (Debian package "time")
 DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "copy_registry"
 
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS in KiB) of one process; raises when it fails."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {err[-2000:]}")
-    return wall, ru.ru_maxrss
+    """(wall seconds, peak RSS in KiB) of one process; raises when it fails.
+
+    Peak RSS comes from ``/usr/bin/time -f %M``: ``ru_maxrss`` of a child forked from
+    this (large) process would count the pages it inherited before ``exec``.
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        t0 = time.perf_counter()
+        p = subprocess.run([TIME, "-f", "%M", "-o", tf.name, *cmd], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+        wall = time.perf_counter() - t0
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
+        rss = int(tf.read().split()[-1])
+    return wall, rss
 
 
 def make_layout(path: Path, tag: str, layers: int, size: int, seed: int) -> None:
@@ -178,8 +183,10 @@ def main() -> int:
     try:
         micro, big = work / "micro", work / "big"
         make_layout(micro, "micro", 1, 4096, seed=1)
+        size_mb = 0.0
         if args.big_rounds:
             make_layout(big, "big", 5, args.big_mb * 1_000_000 // 5, seed=2)
+            size_mb = sum(f.stat().st_size for f in (big / "blobs").rglob("*") if f.is_file()) / 1e6
         tools = ["kilobox", "skopeo"]
         samples: dict[str, dict[str, list[tuple[float, int]]]] = {t: {} for t in tools}
         for r in range(args.rounds):
@@ -194,7 +201,6 @@ def main() -> int:
             print(f"big round {r + 1}/{args.big_rounds}", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    size_mb = sum(f.stat().st_size for f in []) or args.big_mb
     lines = [
         "## Copy to and from a registry (kilobox vs skopeo)",
         "",
@@ -215,11 +221,11 @@ def main() -> int:
     for key in micro_keys:
         lines.append("| " + " | ".join(summarize(samples, key, None)) + " |")
     if args.big_rounds:
-        lines += ["", f"{size_mb} MB image, 5 gzip layers ({args.big_rounds} rounds):", "",
+        lines += ["", f"{size_mb:.0f} MB image, 5 gzip layers ({args.big_rounds} rounds):", "",
                   "| scenario | kilobox ms | skopeo ms | ratio | MB/s kilobox / skopeo | kilobox RSS MiB | skopeo RSS MiB |",
                   "|---|---|---|---|---|---|---|"]
         for key in ("big push", "big pull"):
-            lines.append("| " + " | ".join(summarize(samples, key, float(size_mb))) + " |")
+            lines.append("| " + " | ".join(summarize(samples, key, size_mb)) + " |")
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

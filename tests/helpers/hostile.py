@@ -110,19 +110,30 @@ def truncated_member() -> bytes:
 
 
 def snapshot(root: Path, skip: Path | None = None) -> dict[str, tuple[int, int, bytes | str]]:
-    """(mode, size, content-or-link) of everything under *root*, except *skip*: to prove nothing changed."""
+    """(mode, size, content-or-link) of everything under *root*, except *skip*: to prove nothing changed.
+
+    Iterative (hostile trees may be thousands of levels deep) and never follows symlinks.
+    """
+    import os
+    import stat as st_
     out: dict[str, tuple[int, int, bytes | str]] = {}
-    for p in sorted(root.rglob("*")):
-        if skip is not None and (p == skip or skip in p.parents):
-            continue
-        st = p.lstat()
-        if p.is_symlink():
-            val: bytes | str = str(p.readlink())
-        elif p.is_file():
-            val = p.read_bytes()
-        else:
-            val = b""
-        out[str(p.relative_to(root))] = (st.st_mode, st.st_size, val)
+    todo = [str(root)]
+    while todo:
+        d = todo.pop()
+        for e in os.scandir(d):
+            if skip is not None and e.path == str(skip):
+                continue
+            st = e.stat(follow_symlinks=False)
+            if st_.S_ISLNK(st.st_mode):
+                val: bytes | str = os.readlink(e.path)
+            elif st_.S_ISREG(st.st_mode):
+                with open(e.path, "rb") as f:
+                    val = f.read()
+            else:
+                val = b""
+                if st_.S_ISDIR(st.st_mode):
+                    todo.append(e.path)
+            out[os.path.relpath(e.path, root)] = (st.st_mode, st.st_size, val)
     return out
 
 

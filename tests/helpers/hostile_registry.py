@@ -25,7 +25,7 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     #: "reset": close the socket without answering; "truncate": send headers and half the body;
-    #: "chunked": no Content-Length (chunked transfer encoding)
+    #: "chunked": no Content-Length (chunked transfer encoding); "garbage": raw body bytes, not HTTP
     action: str = ""
     content_length: int | None = None      # a lie, when set
 
@@ -75,6 +75,11 @@ class HostileRegistry:
                 r = srv._next(self.command, self.path)
                 if r is None:
                     r = Reply(200, b"{}") if self.path == "/v2/" else Reply(404, b'{"errors":[{"code":"NOT_FOUND"}]}')
+                if r.action == "garbage":           # not HTTP at all
+                    self.wfile.write(r.body or b"SSH-2.0-OpenSSH_9.2\r\n")
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 if r.action == "reset":
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                     self.connection.close()
@@ -107,7 +112,11 @@ class HostileRegistry:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - clients hang up on purpose
+                pass
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self

@@ -40,8 +40,9 @@ def rust_static_binary() -> Path:
     (proj / "Cargo.toml").write_text('[package]\nname = "rust-hello"\nversion = "0.1.0"\nedition = "2021"\n\n'
                                      '[profile.release]\nopt-level = "z"\npanic = "abort"\nstrip = true\n')
     (proj / "src" / "main.rs").write_text(MAIN_RS)
-    targets = subprocess.run([shutil.which("rustup") or str(Path(cargo).with_name("rustup")), "target", "list",
-                              "--installed"], capture_output=True, text=True).stdout.split()
+    rustup = shutil.which("rustup") or str(Path(cargo).with_name("rustup"))
+    targets = subprocess.run([rustup, "target", "list", "--installed"], capture_output=True,
+                             text=True).stdout.split() if os.access(rustup, os.X_OK) else []
     target = "x86_64-unknown-linux-musl" if "x86_64-unknown-linux-musl" in targets else "x86_64-unknown-linux-gnu"
     env = dict(os.environ, RUSTFLAGS="-C target-feature=+crt-static")
     subprocess.run([cargo, "build", "--release", "--offline", "--target", target], cwd=proj, env=env,

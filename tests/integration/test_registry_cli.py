@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.tools import kilobox, need
+from tests.helpers.tools import kilobox
 
 pytestmark = pytest.mark.integration
 

@@ -313,3 +313,61 @@ def test_registry_storing_another_digest(hostile_registry: HostileRegistry) -> N
     sink = RegistrySink(Reference.parse(f"{hostile_registry.host}/r:t"), Options())
     with pytest.raises(DigestMismatch, match="stored"):
         sink.commit(m.descriptor(), m.raw)
+
+
+def test_chunk_resumes_after_lost_connection(hostile_registry: HostileRegistry) -> None:
+    """A PATCH dies; the registry says it holds 150 bytes; only the rest of that chunk is resent."""
+    import io
+    from kilobox.oci import Descriptor
+    h = hostile_registry
+    data = bytes(range(250))
+    desc = Descriptor.for_bytes(mt.OCI_LAYER, data)
+    h.route("POST", "/v2/r/blobs/uploads/", Reply(202, headers={"Location": "/up/a"}))
+    h.route("PATCH", "/up/a", Reply(202, headers={"Location": "/up/b"}))
+    h.route("PATCH", "/up/b", Reply(action="reset"))
+    h.route("GET", "/up/b", Reply(204, headers={"Range": "0-149", "Location": "/up/c"}))
+    h.route("PATCH", "/up/c", Reply(202, headers={"Location": "/up/d"}))
+    h.route("PATCH", "/up/d", Reply(202, headers={"Location": "/up/e"}))
+    h.route("PUT", "/up/e", Reply(201))
+    sink = RegistrySink(Reference.parse(f"{h.host}/r:t"), Options(extra={"chunked_threshold": 50, "chunk_size": 100}))
+    sink.write_blob(desc, io.BytesIO(data))
+    patches = [(p, hd["Content-Range"], hd["Content-Length"]) for m, p, hd in h.requests if m == "PATCH"]
+    assert patches == [("/up/a", "0-99", "100"), ("/up/b", "100-199", "100"), ("/up/c", "150-199", "50"),
+                       ("/up/d", "200-249", "50")]
+    assert any(m == "PUT" and p == f"/up/e?digest={desc.digest}".replace(":", "%3A") for m, p, _ in h.requests)
+
+
+def test_failed_upload_is_cancelled(hostile_registry: HostileRegistry) -> None:
+    """The stream does not match its digest: no closing PUT, the session is DELETEd."""
+    import io
+    from kilobox.oci import Descriptor
+    h = hostile_registry
+    desc = Descriptor.for_bytes(mt.OCI_LAYER, b"a" * 100)
+    h.route("POST", "/v2/r/blobs/uploads/", Reply(202, headers={"Location": "/up/a"}))
+    h.route("DELETE", "/up/a", Reply(204))
+    sink = RegistrySink(Reference.parse(f"{h.host}/r:t"), Options())
+    with pytest.raises(DigestMismatch):
+        sink.write_blob(desc, io.BytesIO(b"b" * 100))
+    assert h.count("PUT") == 0 and h.count("DELETE", "/up/a") == 1
+
+
+@pytest.mark.parametrize("garbage", [b"SSH-2.0-OpenSSH_9.2\r\n", b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 200 + b"\r\n",
+                                     b"HTTP/1.1 200 OK\r\nX: " + b"a" * 100_000 + b"\r\n\r\n", b"\x00" * 10])
+def test_not_http_at_all(hostile_registry: HostileRegistry, garbage: bytes) -> None:
+    hostile_registry.route("GET", "/v2/r/manifests/t", Reply(body=garbage, action="garbage"))
+    with pytest.raises(RegistryError, match="/v2/r/manifests/t"):
+        _src(hostile_registry).root()
+
+
+def test_broken_chunked_encoding(hostile_registry: HostileRegistry) -> None:
+    bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"
+    hostile_registry.route("GET", "/v2/r/manifests/t", Reply(body=bad, action="garbage"))
+    with pytest.raises(RegistryError):
+        _src(hostile_registry).root()
+
+
+def test_schema1_is_refused_clearly(hostile_registry: HostileRegistry) -> None:
+    body = json.dumps({"schemaVersion": 1, "name": "r", "tag": "t", "fsLayers": []}).encode()
+    hostile_registry.route("GET", "/v2/r/manifests/t", Reply(200, body))
+    with pytest.raises(ManifestError, match="schema 1"):
+        _src(hostile_registry).root()

@@ -186,3 +186,52 @@ def test_push_by_digest_only(registry) -> None:
 def test_unknown_tag_is_not_found(registry) -> None:
     with pytest.raises(NotFound, match="MANIFEST_UNKNOWN|NAME_UNKNOWN"):
         pull(registry.ref("demo/none:1"))
+
+
+def test_download_progress(registry) -> None:
+    img = MemImage()
+    root = img.add_image(layers=1, size=3 << 20, raw_layers=True)
+    push(img, registry.ref("demo/prog:1"))
+    calls: list[tuple[str, int, int]] = []
+    layer = Manifest.parse(img.blobs[root.digest]).layers[0]
+    with RegistrySource(Reference.parse(registry.ref("demo/prog:1")), Options(progress=lambda *a: calls.append(a))) as src:
+        copy_root(src, MemSink())
+    mine = [c for c in calls if c[0] == layer.digest.hex[:12]]
+    assert mine[0][1] == 0 and mine[-1][1] == layer.size and all(c[2] == layer.size for c in mine)
+    assert [c[1] for c in mine] == sorted(c[1] for c in mine) and len(mine) >= 3
+
+
+def test_prefetch_downloads_later_layers_only_when_layers_are_read(registry, private_store: Path) -> None:
+    from kilobox.image import load_image
+    img = MemImage()
+    root = img.add_image(layers=4, size=200_000, raw_layers=True)
+    push(img, registry.ref("demo/pre:1"))
+    layers = Manifest.parse(img.blobs[root.digest]).layers
+    src = RegistrySource(Reference.parse(registry.ref("demo/pre:1")), Options())
+    before = len(src.client.log)
+    image = load_image(src)                           # manifest + config: what inspect reads
+    assert image.config.platform.architecture == "amd64"
+    assert not [p for m, p, _ in src.client.log[before:] if m == "GET" and "/blobs/" in p
+                and any(str(l.digest) in p for l in layers)]
+    with src.open_blob(layers[1]) as f:                # reading one layer prefetches the later ones
+        assert f.read() == img.blobs[layers[1].digest]
+    for later in layers[2:]:
+        with src.open_blob(later) as f:
+            assert f.read() == img.blobs[later.digest]
+    src.close()
+    got = {p.name for p in (private_store / "blobs/sha256").iterdir()}
+    assert {l.digest.hex for l in layers[1:]} <= got and layers[0].digest.hex not in got
+    gets = [p for m, p, _ in src.client.log[before:] if m == "GET" and "/blobs/" in p]
+    assert len(gets) == len(set(gets))                 # no blob was fetched twice
+
+
+def test_close_cancels_prefetch(registry, private_store: Path) -> None:
+    img = MemImage()
+    root = img.add_image(layers=3, size=3_000_000, raw_layers=True)
+    push(img, registry.ref("demo/cancel:1"))
+    layers = Manifest.parse(img.blobs[root.digest]).layers
+    with RegistrySource(Reference.parse(registry.ref("demo/cancel:1")), Options()) as src:
+        src.manifest_bytes(src.root())
+        src.open_blob(layers[0]).close()
+    tmp = private_store / "tmp"
+    assert not tmp.exists() or not [p for p in tmp.iterdir() if p.name.startswith("blob.")]

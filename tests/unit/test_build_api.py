@@ -103,6 +103,8 @@ def test_refusals_write_nothing(elf, tmp_path: Path) -> None:
               output=f"oci:{out}")
     with pytest.raises(BuildError, match="x86-64.*linux/arm64 needs aarch64"):
         build(binaries=[str(elf())], platforms="linux/arm64", output=f"oci:{out}")
+    with pytest.raises(BuildError, match="no OCI platform known for e_machine 999"):
+        build(binaries=[str(elf("odd", machine=999))], output=f"oci:{out}")
     bad = tmp_path / "script.sh"
     bad.write_text("#!/bin/sh\n")
     with pytest.raises(BuildError, match="not an ELF"):
@@ -167,3 +169,24 @@ def test_strip_credentials() -> None:
     assert _strip_credentials("https://u:p@h/x") == "https://h/x"
     assert _strip_credentials("git@github.com:me/x.git") == "git@github.com:me/x.git"
     assert _strip_credentials("https://h/a@b") == "https://h/a@b"
+
+
+def test_workdir_exists_in_the_image(elf, tmp_path: Path) -> None:
+    import gzip
+    import io
+    import tarfile
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "app").write_bytes(make_elf())
+    (d / "kilobox.toml").write_text('name = "w"\nbinary = "app"\nworkdir = "/data/work"\n')
+    res = build(d)
+    layer = max(res.blobs.values(), key=lambda b: b[:2] == b"\x1f\x8b")
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tf:
+        assert {m.name: m.isdir() for m in tf.getmembers()} == {"data": True, "data/work": True, "w": False}
+
+
+def test_kilobox_build_is_callable_whatever_the_import_order(elf) -> None:
+    """`import kilobox.build.config` binds the package to kilobox.build: it must still be callable."""
+    import kilobox
+    import kilobox.build.config  # noqa: F401
+    assert kilobox.build(binaries=[str(elf())]).report.platforms[0].platform == "linux/amd64"

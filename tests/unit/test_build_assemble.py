@@ -158,3 +158,13 @@ def test_assemble_index_and_memory_source() -> None:
         src.open_blob(ims[0].layer_descriptor.with_(digest=Digest.of(b"nope")))
     with pytest.raises(NotFound):
         MemorySource(idx.descriptor(), {})
+
+
+def test_compression_level_is_a_function_of_size() -> None:
+    from kilobox.build.assemble import BEST_COMPRESSION_MAX, compression_level
+    assert compression_level(500) == 9 and compression_level(BEST_COMPRESSION_MAX) == 9
+    assert compression_level(BEST_COMPRESSION_MAX + 1) == 6
+    big = bytes(range(256)) * 8192  # 2 MiB: level 6, still deterministic
+    a = assemble_image(cfg(), AMD64, big, [], created=0)
+    b = assemble_image(cfg(), AMD64, big, [], created=0)
+    assert a.layer == b.layer and gzip.decompress(a.layer)[512:512 + len(big)] == big

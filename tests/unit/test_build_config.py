@@ -214,3 +214,27 @@ def test_parse_config_direct(tmp_path: Path) -> None:
     assert cfg.lang == "zig"
     with pytest.raises(BuildError, match=r"^inline: key 'lang'"):
         parse_config({"name": "z", "lang": 1, "sources": ["m.zig"]}, "inline", tmp_path)
+
+
+# -- hostile input: whatever the table holds, only BuildError comes out ------------------------------
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from kilobox.build.config import KEYS  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**64, 2**64), st.floats(allow_nan=True),
+                     st.text(max_size=30), st.sampled_from(["main.c", "/app", "linux/amd64", "16KiB", "8080/tcp",
+                                                           "65532:65532", "c", "zig", "", "..", "/.."]))
+_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                         st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+                       max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(list(KEYS) + ["junk", "files"]), _values, max_size=8))
+def test_any_table_gives_a_config_or_build_error(tmp_path_factory, data) -> None:
+    base = tmp_path_factory.getbasetemp()
+    (base / "main.c").touch()
+    try:
+        parse_config(data, "fuzz.toml", base, "fuzz")
+    except BuildError as e:
+        assert e.message.startswith("fuzz.toml: ")

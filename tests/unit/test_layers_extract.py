@@ -36,7 +36,7 @@ def box(tmp_path: Path):
         def assert_outside_untouched(self) -> None:
             assert snapshot(tmp_path, skip=dest) == self.before
             assert (sentinel / "secret").read_bytes() == b"secret"
-            assert not [p for p in dest.rglob("*") if p.name.startswith(".kbx-")], "temp file left behind"
+            assert not [k for k in snapshot(dest) if k.rsplit("/", 1)[-1].startswith(".kbx-")], "temp file left behind"
 
         def rel(self, p: Path) -> str:
             return str(p.relative_to(dest))
@@ -364,7 +364,100 @@ def test_flatten_applies_layers_in_order(box) -> None:
                                 "usr": "dir", "usr/bin": "dir", "usr/bin/awk": "-> /etc/alternatives/awk"}
 
 
+def test_flatten_skips_devices_unless_asked(box) -> None:
+    img = _FakeImage([(mediatypes.OCI_LAYER, raw_tar(M("dev/null", "char"), M("etc/x", data=b"x")))])
+    assert flatten(img, box.dest) == ["dev/null"]
+    assert not (box.dest / "dev/null").exists()
+    with pytest.raises(LayerError, match="device nodes are not allowed"):
+        flatten(img, box.dest, skip_devices=False)
+
+
 def test_flatten_error_names_the_layer(box) -> None:
     img = _FakeImage([(mediatypes.OCI_LAYER, raw_tar(M("../x", data=b"")))])
     with pytest.raises(LayerError, match=r"layer 0 \(sha256:[0-9a-f]{64}\)"):
         flatten(img, box.dest)
+
+
+def test_skip_devices(box) -> None:
+    skipped = extract_layer(io.BytesIO(raw_tar(M("dev/null", "char"), M("dev/sda", "block"), M("etc/x", data=b"x"))),
+                            box.dest, skip_devices=True)
+    assert skipped == ["dev/null", "dev/sda"]
+    assert _files(box.dest) == {"etc": "dir", "etc/x": "x"}
+
+
+_UNPRIVILEGED_CHILD = """
+import io, os, stat, sys
+from pathlib import Path
+from kilobox.layers import Entry, extract_layer, write_layer
+dest = Path(sys.argv[1])
+buf = io.BytesIO()
+write_layer([Entry("bin/su", data=b"su", mode=0o4755), Entry("ro", "dir", mode=0o555), Entry("ro/sub", "dir", mode=0o500),
+             Entry("ro/sub/f", data=b"deep"), Entry("home/u/f", data=b"u", uid=1000, gid=1000),
+             Entry("bin/ping", data=b"p", xattrs={"security.capability": bytes.fromhex("0100000200200000" + "00" * 12)}),
+             Entry("dev/null", "char", devmajor=1, devminor=3)], buf)
+skipped = extract_layer(io.BytesIO(buf.getvalue()), dest, skip_devices=True)
+assert skipped == ["dev/null"], skipped
+assert stat.S_IMODE(os.stat(dest / "bin/su").st_mode) == 0o755          # setuid dropped
+assert os.stat(dest / "home/u/f").st_uid == os.getuid()                # owner not kept
+assert stat.S_IMODE(os.stat(dest / "ro").st_mode) == 0o555             # read-only dir still filled
+assert (dest / "ro/sub/f").read_bytes() == b"deep"
+try:
+    extract_layer(io.BytesIO(buf.getvalue()), dest / "again")
+except Exception as e:
+    print(type(e).__name__, e)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to switch to an unprivileged user")
+def test_unprivileged_extraction(tmp_path: Path) -> None:
+    """As nobody: no chown, no setuid, devices skipped or refused, read-only dirs still filled."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    work = Path(tempfile.mkdtemp(prefix="kbx-layers-nobody-"))
+    try:
+        os.chown(work, 65534, 65534)
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+                              _UNPRIVILEGED_CHILD, str(work / "dest")],
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": src}, cwd="/")
+        assert out.returncode == 0, out.stderr
+        assert "LayerError" in out.stdout and "device nodes are not allowed" in out.stdout
+        assert out.stdout.strip().endswith("ok")
+    finally:
+        for root, dirs, _ in os.walk(work):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+        shutil.rmtree(work)
+
+
+def test_overwriting_a_hardlink_does_not_touch_its_twin(box) -> None:
+    box.extract(raw_tar(M("a", data=b"original"), M("b", "hardlink", linkname="a")))
+    box.extract(raw_tar(M("b", data=b"replaced")))
+    assert (box.dest / "a").read_bytes() == b"original" and (box.dest / "b").read_bytes() == b"replaced"
+
+
+def test_deep_tree_then_whiteout_and_opaque(box) -> None:
+    depth = 1200  # beyond Python's recursion limit
+    deep = ["d"] * depth
+    members = [M("/".join(deep[:i]), "dir", mode=0o755) for i in range(1, depth + 1)]
+    try:
+        box.extract(raw_tar(*members, M("/".join(deep) + "/f", data=b"deep"), M("other/x", data=b"x")))
+        box.extract(raw_tar(M("other/.wh..wh..opq"), M("other/keep", data=b"k")))
+        box.extract(raw_tar(M(".wh.d")))
+        assert sorted(snapshot(box.dest)) == ["other", "other/keep"]
+    finally:  # pytest's own cleanup (shutil.rmtree) recurses and would choke on a leftover
+        from kilobox.layers.extract import _rmtree
+        fd = os.open(box.dest, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if (box.dest / "d").is_dir():
+                _rmtree("d", fd)
+        finally:
+            os.close(fd)
+
+
+def test_overlong_names_refused(box) -> None:
+    with pytest.raises(LayerError, match="longer than 4096 bytes"):
+        box.extract(raw_tar(M("a/" * 2049, data=b"x")))

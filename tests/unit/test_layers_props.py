@@ -155,10 +155,17 @@ def _mangle(blob: bytes, rnd: random.Random) -> bytes:
         i, j = sorted(rnd.randrange(len(b) + 1) for _ in range(2))
         k = rnd.randrange(len(b) + 1)
         b[k:k] = b[i:j]
-    else:  # corrupt a header number field
+    else:  # rewrite a header field of a plain tar, then re-seal the checksum so parsing goes deeper
         off = rnd.randrange(0, max(1, len(b) // 512)) * 512
-        field = rnd.choice([(100, 8), (124, 12), (148, 8), (156, 1), (345, 155)])
-        b[off + field[0]:off + field[0] + field[1]] = bytes(rnd.randrange(256) for _ in range(field[1]))
+        start, width = rnd.choice([(0, 100), (100, 8), (108, 8), (124, 12), (136, 12), (156, 1), (157, 100),
+                                   (329, 8), (345, 155)])
+        value = rnd.choice([bytes(rnd.randrange(256) for _ in range(width)),
+                            b"../" * (width // 3), b"%0*o\0" % (width - 1, rnd.randrange(8 ** (width - 1))),
+                            b"/" + b"a" * (width - 1), bytes([rnd.choice(b"0123456xgLKS5V")]) * width])
+        b[off + start:off + start + width] = value[:width].ljust(width, b"\0")
+        if len(b) >= off + 512:
+            b[off + 148:off + 156] = b"        "
+            b[off + 148:off + 156] = b"%06o\0 " % sum(b[off:off + 512])
     return bytes(b)
 
 

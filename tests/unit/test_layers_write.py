@@ -53,7 +53,7 @@ def test_same_entries_same_bytes() -> None:
 
 def test_gzip_header_is_fixed() -> None:
     blob, info = _write(_entries())
-    assert blob[:10] == bytes.fromhex("1f8b0800000000000 2ff".replace(" ", ""))  # no mtime, no name, XFL=2, OS=255
+    assert blob[:10] == bytes.fromhex("1f8b08 00 00000000 02 ff")  # no mtime, no name, XFL=2, OS=255
     assert info.media_type == mediatypes.OCI_LAYER_GZIP
     raw = gzip.decompress(blob)
     assert Digest.of(raw) == info.diff_id and len(raw) == info.uncompressed_size

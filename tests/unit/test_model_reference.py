@@ -70,3 +70,9 @@ def test_api_host_and_helpers() -> None:
 ])
 def test_is_local_host(host: str, local: bool) -> None:
     assert is_local_host(host) is local
+
+
+def test_errors_stay_short() -> None:
+    with pytest.raises(ReferenceError_) as e:
+        Reference.parse("a" * 1000)
+    assert len(e.value.message) < 300

@@ -15,8 +15,8 @@ from kilobox.oci import Platform
     ("linux/amd64", "x86_64-linux-musl", "", "EM_X86_64"),
     ("linux/arm64", "aarch64-linux-musl", "", "EM_AARCH64"),
     ("linux/arm64/v8", "aarch64-linux-musl", "", "EM_AARCH64"),
-    ("linux/arm/v7", "arm-linux-musleabihf", "baseline", "EM_ARM"),
-    ("linux/arm", "arm-linux-musleabihf", "baseline", "EM_ARM"),
+    ("linux/arm/v7", "thumb-linux-musleabihf", "baseline", "EM_ARM"),
+    ("linux/arm", "thumb-linux-musleabihf", "baseline", "EM_ARM"),
     ("linux/arm/v6", "arm-linux-musleabihf", "arm1176jzf_s", "EM_ARM"),
     ("linux/riscv64", "riscv64-linux-musl", "", "EM_RISCV"),
     ("linux/386", "x86-linux-musl", "", "EM_386"),
@@ -45,7 +45,7 @@ def test_c_command_is_static_stripped_small(tmp_path):
     tc = Toolchain(cache_dir=tmp_path, zig_cache=tmp_path, python="py")
     cmd = tc.command("c", ["a.c", "b.c"], Target.from_platform("linux/arm/v7"), "out",
                      cflags=["-DX=1"], ldflags=["-Wl,-N"])
-    assert cmd[:5] == ["py", "-m", "ziglang", "cc", "-target"] and cmd[5] == "arm-linux-musleabihf"
+    assert cmd[:5] == ["py", "-m", "ziglang", "cc", "-target"] and cmd[5] == "thumb-linux-musleabihf"
     for flag in ("-mcpu=baseline", "-Os", "-static", "-s", "-Wl,--gc-sections", "-Wl,--build-id=none",
                  "-fno-unwind-tables", "-fno-asynchronous-unwind-tables"):
         assert flag in cmd

@@ -56,7 +56,7 @@ def plot(rows: list[dict], path: str | Path) -> Path:
         raise ToolMissing("matplotlib", None) from e
     path = Path(path)
     names = [_short(r["image"]) for r in rows]
-    panels = [("compressed size (MiB, log)", [max(r["compressed"] / 1048576, 1e-3) for r in rows], True),
+    panels = [("compressed size (KiB, log)", [max(r["compressed"] / 1024, 0.01) for r in rows], True),
               ("files (log)", [max(r["files"], 1) for r in rows], True),
               ("executables (log)", [max(r["executables"], 1) for r in rows], True),
               ("audit scope: files (log)", [max(r["scope"], 1) for r in rows], True),
@@ -72,7 +72,7 @@ def plot(rows: list[dict], path: str | Path) -> Path:
         if log:
             ax.set_yscale("log")
         for b, v in zip(bars, vals):
-            ax.annotate(f"{v:.3g}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
+            ax.annotate(f"{v:,.0f}" if v >= 10 or float(v).is_integer() else f"{v:.2g}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
                         fontsize=7)
     fig.suptitle("kilobox compare — grade: " + ", ".join(f"{n} {r['grade']}" for n, r in zip(names, rows)),
                  fontsize=11)

@@ -27,6 +27,9 @@ _MAX_NEEDED = 512
 _MAX_RUST_ZLIB = 8 << 20
 _MAX_GO_MODINFO = 4 << 20
 
+#: sections that hold the strings program signatures are made of
+_STRING_SECTIONS = {b".rodata", b".dynstr", b".data", b".data.rel.ro", b".rdata", b".strtab", b".dynsym"}
+
 MACHINES = {3: "386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm", 62: "amd64",
             183: "arm64", 243: "riscv64", 258: "loong64"}
 
@@ -68,6 +71,7 @@ class ElfFacts:
     go_version: str = ""
     go_modinfo: str = ""
     rust_deps: list[dict] = field(default_factory=list)
+    string_regions: list[tuple[int, int]] = field(default_factory=list, repr=False)  # (offset, size) of string sections
     truncated: bool = False         # something did not add up
 
     @property
@@ -240,6 +244,8 @@ def _parse_sections(r: Readable, f: ElfFacts, head: bytes, cls: int, e: str) -> 
         if name_off >= len(names):
             continue
         name = names[name_off:names.find(b"\0", name_off)]
+        if name in _STRING_SECTIONS and 0 < size and off + size <= r.size:
+            f.string_regions.append((off, size))
         if name == b".dep-v0" and 0 < size <= _MAX_RUST_ZLIB and off + size <= r.size:
             f.rust_deps = _rust_deps(r.pread(off, size))
 

@@ -32,7 +32,7 @@ def sbom(image: "str | Scan | object", format: str = "spdx-json", *, platform: s
     if format not in FORMATS:
         raise UsageError(f"unknown SBOM format {format!r}", hint=f"use one of {', '.join(FORMATS)}")
     from .inputs import load_scan
-    scan = load_scan(image, ScanOptions(content=True, hashes=("sha256", "sha1")), platform=platform,  # type: ignore[arg-type]
+    scan = load_scan(image, ScanOptions(content=True, signatures=False, hashes=("sha256", "sha1")), platform=platform,  # type: ignore[arg-type]
                      source_options=source_options)
     return spdx_document(scan) if format == "spdx-json" else cyclonedx_document(scan)
 

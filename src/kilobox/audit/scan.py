@@ -126,6 +126,7 @@ class LayerInput:
 @dataclass
 class ScanOptions:
     content: bool = True                   # sniff content (ELF, scripts, secrets, packages)
+    signatures: bool = True                # search executables for program signatures (shells…)
     hashes: tuple[str, ...] = ("sha256",)  # any of sha256, sha1
 
 
@@ -332,8 +333,8 @@ class _State:
         exec_candidate = hinfo is not None and (hinfo[2] == "exec" or hinfo[3] or bool(e.mode & 0o111))
         if hinfo is not None and e.size <= ELF_MAX:
             spool = _Spool(e.size)
-        if exec_candidate:
-            sig_tail = b""
+        if exec_candidate and (spool is None or not spool.in_memory):
+            sig_tail = b""   # too big to hold: search the stream chunk by chunk
         text = bytearray() if content in ("text", "script") and e.size <= TEXT_SCAN_MAX else None
         need_rest = bool(hashers) or spool is not None or sig_tail is not None or text is not None or capture is not None
         overlap = max_signature_len()
@@ -345,7 +346,8 @@ class _State:
                 spool.write(chunk)
             if sig_tail is not None and read < SIGNATURE_MAX:
                 window = sig_tail + chunk
-                sigs |= match_signatures(window)
+                if self.opts.signatures:
+                    sigs |= match_signatures(window)
                 if go_off < 0:
                     j = window.find(elfmod.GO_BUILDINFO_MAGIC)
                     if j >= 0:
@@ -364,7 +366,13 @@ class _State:
         self._finish_hash(e, hashers)
         if spool is not None:
             try:
+                if exec_candidate and spool.in_memory:
+                    go_off = spool.find(elfmod.GO_BUILDINFO_MAGIC)
                 e.elf = elfmod.parse_elf(spool, go_off)
+                if exec_candidate and spool.in_memory and self.opts.signatures:
+                    # strings live in .rodata/.dynstr/.data: search those when the section table says where
+                    for off, size in e.elf.string_regions or [(0, spool.size)]:
+                        sigs |= match_signatures(spool.pread(off, min(size, SIGNATURE_MAX)))
             finally:
                 spool.close()
         e.signatures = tuple(sorted(sigs))
@@ -424,6 +432,13 @@ class _Spool:
         else:
             self._file.write(b)
         self.size += len(b)
+
+    @property
+    def in_memory(self) -> bool:
+        return self._mem is not None
+
+    def find(self, needle: bytes) -> int:
+        return self._mem.find(needle) if self._mem is not None else -1
 
     def pread(self, offset: int, n: int) -> bytes:
         if offset < 0 or n <= 0 or offset >= self.size:

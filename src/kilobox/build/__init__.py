@@ -65,7 +65,6 @@ def build(project: str | os.PathLike[str] | None = None, *,
     """
     from ..errors import BudgetExceeded, UsageError
     from ..formats import Options
-    from . import config as C
     from .assemble import assemble_image, assemble_index, rfc3339
     from .report import budget_message
 
@@ -129,8 +128,8 @@ def init(directory: str | os.PathLike[str], lang: str = "c") -> list[Path]:
 
 def _destinations(output: str | Sequence[str] | None, push: str | None) -> list:
     from ..transports import Location
-    outs = [output] if isinstance(output, str) else list(output or [])
-    locs = [Location.parse(o) for o in outs]
+    outs = [output] if isinstance(output, (str, Location)) else list(output or [])
+    locs = [o if isinstance(o, Location) else Location.parse(o) for o in outs]
     if push:
         from ..oci import Reference
         ref = push[len("docker://"):] if push.startswith("docker://") else push
@@ -160,7 +159,7 @@ def _configure(project: Any, binaries: Any, name: str | None) -> "ProjectConfig"
 def _checked_name(name: str) -> str:
     from ..errors import UsageError
     from . import config as C
-    if not C._NAME_RE.match(name):
+    if not C.valid_name(name):
         raise UsageError(f"invalid image name {name!r}", hint="lower case letters, digits and . _ - separators")
     return name
 
@@ -207,7 +206,7 @@ def _overrides(cfg: "ProjectConfig", **kw: Any) -> "ProjectConfig":
         if kw["max_size"] is not None:
             changes["max_size"] = C.parse_size(kw["max_size"], "--max-size")
         if kw["tag"]:
-            if not C._TAG_RE.match(kw["tag"]):
+            if not C.valid_tag(kw["tag"]):
                 raise UsageError(f"--tag: invalid tag {kw['tag']!r}")
             changes["tag"] = kw["tag"]
         ep = kw["entrypoint"]
@@ -247,16 +246,34 @@ def _sniff_platforms(bmap: dict[str, Path]) -> tuple["Platform", ...]:
     return tuple(plats)
 
 
+#: ELF e_machine numbers → the names :data:`kilobox.build.elf.ARCHES` uses
+_EM = {62: "EM_X86_64", 183: "EM_AARCH64", 40: "EM_ARM", 243: "EM_RISCV", 3: "EM_386", 21: "EM_PPC64",
+       22: "EM_S390", 8: "EM_MIPS", 258: "EM_LOONGARCH"}
+
+
 def sniff_platform(path: Path) -> "Platform":
-    """The platform of an ELF executable, from its header (``EM_ARM`` is taken as ``arm/v7``)."""
+    """The platform of an ELF executable from its first 20 bytes (``EM_ARM`` is taken as ``arm/v7``).
+
+    Only identifies; :func:`kilobox.build.elf.check_binary` then checks the whole file.
+    """
     from ..errors import BuildError
     from ..oci import Platform
     from .elf import ARCHES, inspect_binary
-    info = inspect_binary(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError as e:
+        raise BuildError(f"cannot read binary {path}: {e.strerror}") from None
+    if len(head) < 20 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+        inspect_binary(path)  # raises the precise error
+        raise BuildError(f"{path}: not an ELF executable")
+    endian = "little" if head[5] == 1 else "big"
+    machine = _EM.get(int.from_bytes(head[18:20], endian), f"e_machine {int.from_bytes(head[18:20], endian)}")
+    bits = 64 if head[4] == 2 else 32
     for arch, spec in ARCHES.items():
-        if spec == (info.machine, info.bits, info.endian):
+        if spec == (machine, bits, endian):
             return Platform("linux", arch, "v7" if arch == "arm" else "")
-    raise BuildError(f"{path}: no OCI platform known for {info.description}",
+    raise BuildError(f"{path}: no OCI platform known for {machine} {bits}-bit {endian}-endian",
                      hint="name it: --binary PLATFORM=PATH or --platform")
 
 
@@ -296,6 +313,8 @@ def _compile_all(cfg: "ProjectConfig", progress: Progress | None) -> dict:
 def _extra_items(cfg: "ProjectConfig", notes: list[str]) -> list:
     from . import assemble as A
     items: list = []
+    if cfg.workdir and cfg.workdir != "/":   # the runtime would have to create it (as root)
+        items.append(A.Item(cfg.workdir, "dir", A.DIR_MODE))
     for i, spec in enumerate(cfg.files):
         items += A.host_items(spec.source, spec.target, spec.mode, spec.uid, spec.gid,
                               f"{cfg.path or 'files'}: key 'files[{i}]'")
@@ -391,5 +410,21 @@ def _git(cwd: Path, *args: str) -> str:
         return ""
     return p.stdout.decode(errors="replace").strip() if p.returncode == 0 else ""
 
+
+class _CallableModule(type(os)):  # type: ignore[misc]
+    """``kilobox.build(...)`` works even when the name ``kilobox.build`` is this package.
+
+    ``kilobox.build`` is the public API function, but importing any submodule
+    (``kilobox.build.config``) binds the package to that attribute of ``kilobox``.
+    Calling the package calls :func:`build`.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BuildResult:
+        return build(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["build", "init", "BuildResult", "source_date_epoch", "git_annotations", "sniff_platform"]

@@ -27,6 +27,9 @@ BIN_MODE = 0o755
 FILE_MODE = 0o644
 #: more files than this in one image is certainly a mistake (a whole tree copied by accident)
 MAX_ITEMS = 100_000
+#: gzip level 9 up to this much content (micro images: every byte counts, and it costs
+#: microseconds); level 6 above it (level 9 is ~3x slower there for ~0.5% fewer bytes)
+BEST_COMPRESSION_MAX = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,9 @@ def assemble_image(cfg: ProjectConfig, platform: Platform, binary: bytes, extra:
     items = rootfs_items([Item(cfg.binary_path, "file", BIN_MODE, data=binary), *extra])
     entries = [_entry(Entry, it, created) for it in items]
     buf = io.BytesIO()
-    info = write_layer(entries, buf, compression=compression, epoch=created)
+    content = sum(len(it.data) for it in items)
+    info = write_layer(entries, buf, compression=compression, epoch=created,
+                       level=compression_level(content, compression))
     layer = buf.getvalue()
     desc = info.descriptor()
     if desc.size != len(layer) or Digest.of(layer) != desc.digest:
@@ -262,6 +267,13 @@ def assemble_image(cfg: ProjectConfig, platform: Platform, binary: bytes, extra:
     return PlatformImage(platform=platform, binary_bytes=len(binary), layer=layer, layer_descriptor=desc,
                          diff_id=diff_id, layer_uncompressed_bytes=int(info.uncompressed_size),
                          config=config, manifest=manifest)
+
+
+def compression_level(content_bytes: int, compression: str = "gzip") -> int:
+    """The level for a layer holding *content_bytes* (a pure function of the input: reproducible)."""
+    if compression == "zstd":
+        return 19 if content_bytes <= BEST_COMPRESSION_MAX else 9
+    return 9 if content_bytes <= BEST_COMPRESSION_MAX else 6
 
 
 def _entry(Entry: Any, it: Item, mtime: int) -> Any:  # noqa: N803 - the class is passed in
@@ -280,4 +292,4 @@ def assemble_index(images: list[PlatformImage], annotations: dict[str, str] | No
 
 
 __all__ = ["Item", "PlatformImage", "rootfs_items", "host_items", "passwd_items", "ca_items",
-           "timezone_items", "image_config", "assemble_image", "assemble_index", "rfc3339"]
+           "timezone_items", "image_config", "assemble_image", "assemble_index", "rfc3339", "compression_level"]

@@ -32,12 +32,13 @@ KNOWN_PLATFORMS = (
 #: well-known user names accepted in ``user`` (uid, gid)
 KNOWN_USERS = {"root": (0, 0), "nonroot": (65532, 65532), "nobody": (65534, 65534)}
 
-_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PORT_RE = re.compile(r"^([0-9]{1,5})(?:/(tcp|udp|sctp))?$")
-_ZONE_RE = re.compile(r"^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$")
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
+# patterns as strings: re compiles (and caches) each on first use, keeping the import cheap
+_NAME_RE = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
+_TAG_RE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_ENV_KEY_RE = r"[A-Za-z_][A-Za-z0-9_]*"
+_PORT_RE = r"([0-9]{1,5})(?:/(tcp|udp|sctp))?"
+_ZONE_RE = r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*"
+_SIZE_RE = r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*"
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024 ** 2, "mb": 1000 ** 2,
                "mib": 1024 ** 2, "g": 1024 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3}
 
@@ -98,6 +99,15 @@ class ProjectConfig:
 
 # -- small parsers (also used by the CLI) -------------------------------------------
 
+def valid_name(name: str) -> bool:
+    """True for an image name kilobox accepts (lower case, digits, . _ - separators, ≤ 128)."""
+    return len(name) <= 128 and re.fullmatch(_NAME_RE, name) is not None
+
+
+def valid_tag(tag: str) -> bool:
+    return re.fullmatch(_TAG_RE, tag) is not None
+
+
 def parse_size(value: Any, where: str = "size") -> int:
     """Bytes from ``16KiB``, ``1KB`` (1000), ``1024``, ``1.5MiB``; a bare ``K``/``M`` is binary."""
     if isinstance(value, bool):
@@ -108,7 +118,7 @@ def parse_size(value: Any, where: str = "size") -> int:
         return value
     if not isinstance(value, str):
         raise BuildError(f"{where}: expected a size like '16KiB', got {type(value).__name__}")
-    m = _SIZE_RE.match(value)
+    m = re.fullmatch(_SIZE_RE, value)
     unit = m.group(2).lower() if m else ""
     if not m or unit not in _SIZE_UNITS:
         raise BuildError(f"{where}: invalid size {value!r}",
@@ -178,7 +188,7 @@ def parse_user(value: Any, where: str = "user") -> str:
 def parse_port(value: Any, where: str = "ports") -> str:
     """``8080/tcp`` from ``8080``, ``"8080"`` or ``"8080/udp"``."""
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    m = _PORT_RE.match(text) if isinstance(text, str) else None
+    m = re.fullmatch(_PORT_RE, text) if isinstance(text, str) else None
     if not m or not 1 <= int(m.group(1)) <= 65535:
         raise BuildError(f"{where}: invalid port {value!r}", hint="use PORT[/tcp|udp|sctp], e.g. '8080/tcp'")
     return f"{int(m.group(1))}/{m.group(2) or 'tcp'}"
@@ -187,7 +197,7 @@ def parse_port(value: Any, where: str = "ports") -> str:
 def parse_env_item(text: str, where: str = "env") -> tuple[str, str]:
     """``KEY=VALUE`` → (KEY, VALUE)."""
     key, sep, val = text.partition("=")
-    if not sep or not _ENV_KEY_RE.match(key):
+    if not sep or not re.fullmatch(_ENV_KEY_RE, key):
         raise BuildError(f"{where}: expected KEY=VALUE, got {text!r}")
     return key, val
 
@@ -310,10 +320,10 @@ def parse_config(data: dict[str, Any], where: str, base: Path, default_name: str
     name = v.string("name", default_name)
     if not name:
         raise v.fail("name", "missing", hint="add name = \"myapp\" (lower case letters, digits, . _ -)")
-    if not _NAME_RE.match(name) or len(name) > 128:
+    if not valid_name(name):
         raise v.fail("name", f"invalid image name {name!r}", hint="use lower case letters, digits and . _ - separators")
     tag = v.string("tag", "latest")
-    if not _TAG_RE.match(tag):
+    if not valid_tag(tag):
         raise v.fail("tag", f"invalid tag {tag!r}", hint="letters, digits, _ . - (at most 128)")
 
     lang = v.string("lang", "")
@@ -341,7 +351,7 @@ def parse_config(data: dict[str, Any], where: str, base: Path, default_name: str
 
     env = v.str_map("env", scalars=True)
     for k in env:
-        if not _ENV_KEY_RE.match(k):
+        if not re.fullmatch(_ENV_KEY_RE, k):
             raise v.fail(f"env.{k}", "invalid variable name")
     workdir = v.string("workdir", "")
     if workdir and not workdir.startswith("/"):
@@ -363,7 +373,7 @@ def parse_config(data: dict[str, Any], where: str, base: Path, default_name: str
         timezone = tz
     elif isinstance(tz, list):
         for i, z in enumerate(tz):
-            if not isinstance(z, str) or not _ZONE_RE.match(z):
+            if not isinstance(z, str) or not re.fullmatch(_ZONE_RE, z):
                 raise v.fail(f"timezone[{i}]", f"invalid time zone name {z!r}", hint="e.g. 'Europe/Berlin' or 'UTC'")
         timezone = tuple(tz)
     else:
@@ -489,9 +499,9 @@ def load_config(path: str | Path) -> ProjectConfig:
 
 def _default_name(dirname: str) -> str:
     name = re.sub(r"[^a-z0-9._-]+", "-", dirname.lower()).strip("._-")
-    return name if _NAME_RE.match(name) else ""
+    return name if valid_name(name) else ""
 
 
 __all__ = ["CONFIG_NAME", "DEFAULT_USER", "KNOWN_PLATFORMS", "FileSpec", "ProjectConfig", "find_config",
            "load_config", "parse_config", "parse_platform", "parse_platforms", "parse_port", "parse_size",
-           "parse_user", "parse_env_item", "image_path", "user_ids"]
+           "parse_user", "parse_env_item", "image_path", "user_ids", "valid_name", "valid_tag"]

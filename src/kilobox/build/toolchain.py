@@ -31,7 +31,7 @@ from ..errors import BuildError, UsageError
 from ..oci import Platform
 
 #: Bump when the flags kilobox adds change: invalidates every cached compile.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 Progress = Callable[[str], None]
 
@@ -54,9 +54,9 @@ _MAX_ERROR_LINES = 20
 class Target:
     """A Zig target triple plus CPU, and what the resulting ELF must look like."""
 
-    arch: str                     # zig arch: x86_64, aarch64, arm, riscv64, x86, powerpc64le, s390x
+    arch: str                     # zig arch: x86_64, aarch64, thumb, arm, riscv64, x86, powerpc64le, s390x
     abi: str                      # musl, musleabihf, musleabi
-    cpu: str = ""                 # -mcpu value ("" = Zig default; arm "baseline" is generic+v7a)
+    cpu: str = ""                 # -mcpu value ("" = Zig default; arm/thumb "baseline" is generic+v7a)
     platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
     elf_machine: str = "EM_X86_64"
     bits: int = 64
@@ -90,7 +90,8 @@ class Target:
 _TARGETS: dict[tuple[str, str], tuple[str, str, str, str, int, str]] = {
     ("amd64", ""): ("x86_64", "musl", "", "EM_X86_64", 64, "little"),
     ("arm64", "v8"): ("aarch64", "musl", "", "EM_AARCH64", 64, "little"),
-    ("arm", "v7"): ("arm", "musleabihf", "baseline", "EM_ARM", 32, "little"),
+    # Thumb-2 (like Debian armhf): ~25% smaller code than ARM mode on every ARMv7 core
+    ("arm", "v7"): ("thumb", "musleabihf", "baseline", "EM_ARM", 32, "little"),
     ("arm", "v6"): ("arm", "musleabihf", "arm1176jzf_s", "EM_ARM", 32, "little"),
     ("riscv64", ""): ("riscv64", "musl", "", "EM_RISCV", 64, "little"),
     ("386", ""): ("x86", "musl", "", "EM_386", 32, "little"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -36,6 +35,7 @@ def options_from(args: argparse.Namespace):
 
 
 def print_json(obj: Any) -> None:
+    import json
     json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
 

@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat as _stat
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -53,8 +54,11 @@ def validate_tag(tag: str) -> str:
 class Layout:
     """Low-level access to one layout directory (shared by source, sink and oci-archive)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], durable: bool = True) -> None:
         self.path = Path(path)
+        #: fsync blobs before they are renamed into place (False for throw-away staging layouts)
+        self.durable = durable
+        self._dirty: set[Path] = set()
 
     # -- reading -------------------------------------------------------------
     def check(self) -> None:
@@ -104,7 +108,6 @@ class Layout:
         if root not in real.parents:
             raise LayoutError(f"{self.path}: blob {desc.digest} is a link pointing outside the layout")
         st = real.stat()
-        import stat as _stat
         if not _stat.S_ISREG(st.st_mode):
             raise LayoutError(f"{self.path}: blob {desc.digest} is not a regular file")
         if st.st_size != desc.size:
@@ -131,7 +134,6 @@ class Layout:
             st = os.lstat(self.blob_path(desc.digest))
         except FileNotFoundError:
             return False
-        import stat as _stat
         return _stat.S_ISREG(st.st_mode) and st.st_size == desc.size
 
     # -- writing -------------------------------------------------------------
@@ -162,8 +164,9 @@ class Layout:
                     if not chunk:
                         break
                     f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
+                if self.durable:
+                    f.flush()
+                    os.fsync(f.fileno())
             if isinstance(reader, VerifyingReader) and not reader.verified:
                 raise DigestMismatch(f"blob {desc.digest}: stream was not verified")
             os.chmod(tmp, 0o644)
@@ -172,8 +175,15 @@ class Layout:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        fsync_dir(dest.parent)
+        self._dirty.add(dest.parent)         # renames made durable once, in sync(), before the index
         return True
+
+    def sync(self) -> None:
+        """Make the renames of the blobs written so far durable (one fsync per directory)."""
+        if self.durable:
+            for d in sorted(self._dirty):
+                fsync_dir(d)
+        self._dirty.clear()
 
     def write_blob_bytes(self, desc: Descriptor, data: bytes) -> bool:
         desc.digest.verify(data, desc.size, what=f"blob for {self.path}")
@@ -187,6 +197,7 @@ class Layout:
 
     def add_root(self, root: Descriptor, tag: str) -> bytes:
         """Add *root* to index.json (replacing *tag*'s old entry) under the lock; returns the new bytes."""
+        self.sync()
         with self.lock():
             self.ensure_layout_file()
             raw = self.read_index_raw()

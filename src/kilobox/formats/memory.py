@@ -10,9 +10,8 @@ from __future__ import annotations
 import io
 from typing import BinaryIO, Iterable
 
-from ..errors import NotFound
+from ..errors import ManifestError, NotFound
 from ..oci import MAX_MANIFEST_BYTES, Descriptor, Digest
-from ..errors import ManifestError
 from .base import Source
 
 

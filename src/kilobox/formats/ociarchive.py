@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from ..errors import DigestMismatch, LayoutError, ManifestError, NotFound
-from ..oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Index, parse_manifest_or_index
+from ..oci import MAX_MANIFEST_BYTES, Descriptor, Index, parse_manifest_or_index
 from ..oci import mediatypes as mt
 from .base import Sink, Source
 from .layout import (INDEX_FILE, LAYOUT_FILE, Layout, parse_layout_index, parse_oci_layout,
@@ -252,7 +252,7 @@ class OciArchiveSink(Sink):
         if self.path.exists():
             OciArchive(self.path)                         # refuse to replace a damaged file
         self._stage = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.kilobox-", dir=parent))
-        self.layout = Layout(self._stage)
+        self.layout = Layout(self._stage, durable=False)   # only the final tar is fsynced
         self.layout.ensure_layout_file()
 
     def has_blob(self, desc: Descriptor) -> bool:

@@ -10,8 +10,10 @@ through. Hardlinks may only point at an existing non-directory inside the target
 
 Policy (documented in docs/layers.md):
 
-- character/block devices raise LayerError unless ``allow_devices=True``
-  (fifos are harmless and always created);
+- character/block devices are never created unless ``allow_devices=True``:
+  :func:`extract_layer` raises LayerError for them, or leaves them out with
+  ``skip_devices=True`` (the default of :func:`flatten`: debootstrap trees
+  carry /dev nodes and runtimes mount their own /dev); fifos are always created;
 - setuid/setgid bits and ownership are kept only with ``same_owner``
   (default: when running as root);
 - OCI whiteouts: ``.wh.NAME`` removes NAME from lower layers, ``.wh..wh..opq``
@@ -97,9 +99,17 @@ class _Root:
         hit = self._cache.get(key)
         if hit is not None:
             return os.dup(hit[0]), hit[1]
-        todo = list(key)
-        real: list[str] = []
-        cur = os.dup(self.fd)
+        start = 0
+        for j in range(len(key) - 1, 0, -1):  # the longest resolved prefix (new subtrees, deep paths)
+            if key[:j] in self._cache:
+                start = j
+                break
+        if start:
+            sfd, sreal = self._cache[key[:start]]
+            cur, real = os.dup(sfd), list(sreal)
+        else:
+            cur, real = os.dup(self.fd), []
+        todo = list(key[start:])
         links = 0
         try:
             while todo:
@@ -150,8 +160,11 @@ class _Root:
 
     def mark(self, real: tuple[str, ...]) -> None:
         self.created.add(real)
-        for i in range(len(real)):
-            self.touched.add(real[:i])
+        for i in range(len(real) - 1, -1, -1):  # deepest first; stop at a known ancestor
+            anc = real[:i]
+            if anc in self.touched:
+                break
+            self.touched.add(anc)
 
     def remove(self, dirfd: int, name: str) -> None:
         """Remove *name* (any type, recursively) from *dirfd* without following symlinks."""
@@ -166,29 +179,66 @@ class _Root:
 
 
 def _rmtree(name: str, dirfd: int) -> None:
-    shutil.rmtree(name, dir_fd=dirfd)  # fd-based, does not follow symlinks
+    """Remove directory *name* in *dirfd*, never following symlinks, in constant depth and fds.
+
+    Subdirectories are first moved up beside *name* under temporary names, so any depth is
+    removed iteratively (Python 3.11's fd-based shutil.rmtree recurses).
+    """
+    work = [name]
+    while work:
+        n = work.pop()
+        fd = os.open(n, _DIR_FLAGS, dir_fd=dirfd)
+        try:
+            for child in os.listdir(fd):
+                st = _lstat(child, fd)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    tmp = f".kbx-rm-{os.getpid()}-{next(_tmp_counter)}"
+                    os.rename(child, tmp, src_dir_fd=fd, dst_dir_fd=dirfd)
+                    work.append(tmp)
+                else:
+                    os.unlink(child, dir_fd=fd)
+        finally:
+            os.close(fd)
+        os.rmdir(n, dir_fd=dirfd)
 
 
 def _opaque(root: _Root, dirfd: int, real: tuple[str, ...]) -> None:
-    """Empty a directory of everything this layer did not create."""
-    for name in os.listdir(dirfd):
-        child = (*real, name)
-        if child in root.created or child in root.touched:
-            st = _lstat(name, dirfd)
-            if st is not None and stat.S_ISDIR(st.st_mode):
-                fd = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
-                try:
-                    _opaque(root, fd, child)
-                finally:
-                    os.close(fd)
-            continue
-        root.remove(dirfd, name)
+    """Empty a directory of everything this layer did not create (iteratively)."""
+    stack: list[tuple[tuple[str, ...], int | None]] = [(real, os.dup(dirfd))]
+    open_fds = 1
+    while stack:
+        r, fd = stack.pop()
+        if fd is None:
+            try:
+                fd = root._open_real(r, "/".join(r))
+            except LayerError:
+                continue
+        else:
+            open_fds -= 1
+        try:
+            for name in os.listdir(fd):
+                child = (*r, name)
+                if child in root.created or child in root.touched:
+                    st = _lstat(name, fd)
+                    if st is not None and stat.S_ISDIR(st.st_mode):
+                        if open_fds < 64:
+                            stack.append((child, os.open(name, _DIR_FLAGS, dir_fd=fd)))
+                            open_fds += 1
+                        else:
+                            stack.append((child, None))
+                    continue
+                root.remove(fd, name)
+        finally:
+            os.close(fd)
 
 
 class _Extractor:
-    def __init__(self, root: _Root, allow_devices: bool, whiteouts: bool, same_owner: bool) -> None:
+    def __init__(self, root: _Root, allow_devices: bool, whiteouts: bool, same_owner: bool,
+                 skip_devices: bool = False) -> None:
         self.root = root
         self.allow_devices = allow_devices
+        self.skip_devices = skip_devices
+        self.skipped: list[str] = []
         self.whiteouts = whiteouts
         self.same_owner = same_owner
 
@@ -203,8 +253,11 @@ class _Extractor:
             self.whiteout(m, parts)
             return
         if m.kind in ("char", "block") and not self.allow_devices:
+            if self.skip_devices:
+                self.skipped.append(m.name)
+                return
             raise LayerError(f"{root.where}: entry {m.name!r}: device nodes are not allowed",
-                             hint="pass allow_devices=True (as root) to create them, or drop them from the layer")
+                             hint="pass allow_devices=True (as root) to create them, or skip_devices=True to leave them out")
         pfd, preal = root.parent(parts, m.name, create=True)  # type: ignore[misc]
         try:
             real = (*preal, parts[-1])
@@ -362,36 +415,79 @@ class _Extractor:
         self._node(m, pfd, name, stat.S_IFIFO)
 
     def finish_dirs(self) -> None:
-        """Apply directory modes and mtimes, deepest first."""
+        """Apply directory modes and mtimes, children before parents.
+
+        Reverse tree order with a stack of open fds along the current path (at most
+        256 open; shallower ones are reopened when needed), so deep trees cost O(n).
+        """
         root = self.root
         root.invalidate()
-        for real, mode, mtime in sorted(root.dirs, key=lambda d: len(d[0]), reverse=True):
-            try:
-                fd = root._open_real(real, "/".join(real))
-            except LayerError:
-                continue  # replaced later in the layer
-            try:
+        comps: list[str] = []
+        fds: list[int | None] = []
+
+        def fd_at(level: int) -> int:
+            """The fd of ``comps[:level]``; closed levels are reopened from the deepest open one."""
+            if level == 0:
+                return root.fd
+            if fds[level - 1] is None:
+                k = level - 1
+                while k > 0 and fds[k - 1] is None:
+                    k -= 1
+                cur = root.fd if k == 0 else fds[k - 1]
+                for i in range(k, level):
+                    cur = fds[i] = os.open(comps[i], _DIR_FLAGS, dir_fd=cur)
+                    if i >= 256 and fds[i - 256] is not None:
+                        os.close(fds[i - 256])  # type: ignore[arg-type]
+                        fds[i - 256] = None
+            return fds[level - 1]  # type: ignore[return-value]
+
+        try:
+            for real, mode, mtime in sorted(root.dirs, key=lambda d: d[0], reverse=True):
+                c = 0
+                while c < len(comps) and c < len(real) and comps[c] == real[c]:
+                    c += 1
+                while len(comps) > c:
+                    comps.pop()
+                    fd = fds.pop()
+                    if fd is not None:
+                        os.close(fd)
+                try:
+                    for i in range(c, len(real)):
+                        nfd = os.open(real[i], _DIR_FLAGS, dir_fd=fd_at(i))
+                        comps.append(real[i])
+                        fds.append(nfd)
+                        if len(fds) > 256 and fds[-257] is not None:
+                            os.close(fds[-257])  # type: ignore[arg-type]
+                            fds[-257] = None
+                    if not real:
+                        continue
+                    fd = fd_at(len(real))
+                except OSError:
+                    continue  # replaced or removed later in the layer
                 os.fchmod(fd, mode)
                 os.utime(fd, (mtime, mtime))
-            finally:
-                os.close(fd)
+        finally:
+            for fd in fds:
+                if fd is not None:
+                    os.close(fd)
         root.dirs.clear()
 
 
 def extract_layer(tar_stream: BinaryIO, dest: Path, *, allow_devices: bool = False, whiteouts: bool = True,
-                  same_owner: bool | None = None, name: str = "layer") -> None:
+                  same_owner: bool | None = None, name: str = "layer", skip_devices: bool = False) -> list[str]:
     """Extract one layer's tar (plain, or gzip/zstd detected by magic) into *dest*, safely.
 
     *dest* is created if missing. Raises :class:`LayerError` (with the layer
     *name* and entry) for hostile or corrupt input; whatever was extracted
-    before the error stays, but no file is ever left half-written.
+    before the error stays, but no file is ever left half-written. Returns the
+    names of the device nodes left out (``skip_devices=True``), usually ``[]``.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     if same_owner is None:
         same_owner = os.geteuid() == 0
     root = _Root(dest, name)
-    ex = _Extractor(root, allow_devices, whiteouts, same_owner)
+    ex = _Extractor(root, allow_devices, whiteouts, same_owner, skip_devices)
     try:
         for m in iter_layer(tar_stream, name=name):
             try:
@@ -399,17 +495,28 @@ def extract_layer(tar_stream: BinaryIO, dest: Path, *, allow_devices: bool = Fal
             except OSError as e:
                 raise LayerError(f"{name}: entry {m.name!r}: {e.strerror or e}",
                                  hint="check free space and permissions of the target") from None
+            except (OverflowError, ValueError) as e:  # out-of-range values from a hostile header
+                raise LayerError(f"{name}: entry {m.name!r}: {e}", hint=_HINT) from None
+            except RecursionError:
+                raise LayerError(f"{name}: entry {m.name!r}: directory tree too deep to remove", hint=_HINT) from None
         ex.finish_dirs()
     finally:
         root.close()
+    return ex.skipped
 
 
-def flatten(image: Any, dest: Path, **kw: Any) -> None:
+def flatten(image: Any, dest: Path, **kw: Any) -> list[str]:
     """Extract every layer of *image* (a :class:`kilobox.image.Image`) in order into *dest*.
 
     Whiteouts are applied; keyword arguments go to :func:`extract_layer`.
+    Device nodes are left out by default (``skip_devices=True``: a runtime
+    mounts its own /dev) unless ``allow_devices=True``; pass
+    ``skip_devices=False`` to make them an error. Returns the nodes left out.
     """
     kw.setdefault("whiteouts", True)
+    kw.setdefault("skip_devices", True)
+    skipped: list[str] = []
     for i, desc in enumerate(image.layers):
         with image.open_layer_tar(desc) as tar:
-            extract_layer(tar, dest, name=f"layer {i} ({desc.digest})", **kw)
+            skipped += extract_layer(tar, dest, name=f"layer {i} ({desc.digest})", **kw)
+    return skipped

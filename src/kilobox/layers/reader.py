@@ -20,6 +20,8 @@ _BLOCK = 512
 _ZERO = bytes(_BLOCK)
 _KIND = {b"0": "file", b"\0": "file", b"7": "file", b"1": "hardlink", b"2": "symlink",
          b"3": "char", b"4": "block", b"5": "dir", b"6": "fifo"}
+_MAX_TIME = 1 << 40         # mtimes are clamped to +-35,000 years
+_MAX_NAME = 4096            # PATH_MAX: nothing in a container could open a longer path
 _MAX_META = 1 << 20          # a PAX header or GNU long name larger than this is hostile
 _HINT = "the layer is corrupt or hostile; do not use it"
 
@@ -185,11 +187,11 @@ def _parse_pax(data: bytes, where: str) -> dict[str, bytes]:
         except ValueError:
             length = -1
         if length <= 0 or pos + length > len(data) or data[pos + length - 1] != 0x0A:
-            raise LayerError(f"{where}: malformed PAX record at byte {pos}", hint=_HINT)
+            raise LayerError(f"{where}: malformed PAX record (offset {pos} in the header)", hint=_HINT)
         rec = data[sp + 1:pos + length - 1]
         key, eq, value = rec.partition(b"=")
         if not eq or not key:
-            raise LayerError(f"{where}: malformed PAX record at byte {pos}", hint=_HINT)
+            raise LayerError(f"{where}: malformed PAX record (offset {pos} in the header)", hint=_HINT)
         out[key.decode("utf-8", "surrogateescape")] = value
         pos += length
     return out
@@ -220,16 +222,19 @@ class _Iter:
         gpax: dict[str, bytes] = {}
         pax: dict[str, bytes] = {}
         longname = longlink = None
-        first = True
         while True:
             hdr_off = buf.offset
             block = buf.read(_BLOCK)
-            if not block and first:
-                return  # an empty stream is an empty layer
-            first = False
+            if not block:
+                # A clean end at a header boundary without the two zero blocks: Go's archive/tar
+                # and GNU tar accept it, and umoci < 0.4.8 `insert` writes such layers (umoci#436).
+                # Blobs are digest-verified; a header or a member cut short is still an error.
+                if pax or longname is not None or longlink is not None:
+                    raise LayerError(f"{where}: archive ends right after an extended header", hint=_HINT)
+                return
             if len(block) < _BLOCK:
-                raise LayerError(f"{where}: truncated tar stream at byte {hdr_off} "
-                                 "(no end-of-archive marker)", hint=_HINT)
+                raise LayerError(f"{where}: truncated tar stream at byte {hdr_off} (a header cut short)",
+                                 hint=_HINT)
             if block == _ZERO:
                 if pax or longname is not None or longlink is not None:
                     raise LayerError(f"{where}: archive ends right after an extended header", hint=_HINT)
@@ -250,9 +255,9 @@ class _Iter:
                 data = self._meta(size, {b"x": "PAX header", b"g": "global PAX header",
                                          b"L": "GNU long name", b"K": "GNU long link"}[typeflag], hdr_off)
                 if typeflag == b"x":
-                    pax.update(_parse_pax(data, where))
+                    pax.update(_parse_pax(data, f"{where} at byte {hdr_off}"))
                 elif typeflag == b"g":
-                    gpax.update(_parse_pax(data, where))
+                    gpax.update(_parse_pax(data, f"{where} at byte {hdr_off}"))
                 elif typeflag == b"L":
                     longname = _cstr(data)
                 else:
@@ -309,13 +314,18 @@ class _Iter:
             raw_name = name.decode("utf-8", "surrogateescape")
             if kind == "file" and typeflag == b"\0" and raw_name.endswith("/"):
                 kind = "dir"  # old V7 archives
-            if size < 0 or uid < 0 or gid < 0:
-                raise LayerError(f"{where} at byte {hdr_off}: negative size or id in header of {raw_name!r}", hint=_HINT)
+            if size < 0 or not (0 <= uid < 1 << 32 and 0 <= gid < 1 << 32):
+                raise LayerError(f"{where} at byte {hdr_off}: invalid size or owner id in header of {raw_name!r}",
+                                 hint=_HINT)
+            mtime = min(max(mtime, -_MAX_TIME), _MAX_TIME)
             if kind == "label":
                 n = size
                 if buf.skip(n + (-n % _BLOCK)) < n + (-n % _BLOCK):
                     raise LayerError(f"{where} at byte {hdr_off}: truncated volume label", hint=_HINT)
                 continue
+            if len(name) > _MAX_NAME or len(link) > _MAX_NAME:
+                raise LayerError(f"{where} at byte {hdr_off}: entry name or link target longer than "
+                                 f"{_MAX_NAME} bytes (PATH_MAX)", hint=_HINT)
             path = clean(raw_name, where=where)
             linkname = link.decode("utf-8", "surrogateescape")
             if "\0" in linkname:
@@ -327,6 +337,8 @@ class _Iter:
             has_data = kind == "file"
             self.gen += 1
             dev = kind == "char" or kind == "block"
+            if dev and not (0 <= _num(block[329:337], where) < 1 << 32 and 0 <= _num(block[337:345], where) < 1 << 32):
+                raise LayerError(f"{where}: entry {path!r}: invalid device number", hint=_HINT)
             m = Member(path, kind, size if has_data else 0, _num(block[100:108], where) & 0o7777, uid, gid, linkname,
                        mtime, strpax, xattrs, _num(block[329:337], where) if dev else 0,
                        _num(block[337:345], where) if dev else 0, hdr_off, self, self.gen, where)
@@ -337,7 +349,9 @@ class _Iter:
                     raise self.truncated(m)
                 m._left = 0
             pad = -m.size % _BLOCK
-            if pad and buf.skip(pad) < pad:
+            # EOF right after complete data (no padding, no end blocks) is a clean end, as in Go's
+            # archive/tar: umoci < 0.4.8 `insert` never closes its tar writer. Partial padding is not.
+            if pad and 0 < buf.skip(pad) < pad:
                 raise self.truncated(m)
 
 

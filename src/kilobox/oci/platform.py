@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform as _platform
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,7 @@ class Platform:
 
     @classmethod
     def host(cls) -> "Platform":
-        m = _platform.machine().lower()
+        m = os.uname().machine.lower()  # not the platform module: slow to import
         arch = _ARCH_ALIASES.get(m, m)
         variant = "v7" if m.startswith("armv7") else ""
         return cls("linux", arch, variant)

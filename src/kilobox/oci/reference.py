@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -19,6 +18,11 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _HOST_RE = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$")
+
+
+def _short(text: str, n: int = 80) -> str:
+    """*text* quoted for a one-line message, cut to *n* characters."""
+    return repr(text) if len(text) <= n else repr(text[:n]) + "…"
 
 
 @dataclass(frozen=True)
@@ -41,19 +45,19 @@ class Reference:
             try:
                 digest = Digest.parse(dig)
             except Exception:
-                raise ReferenceError_(f"invalid digest in reference {orig!r}") from None
+                raise ReferenceError_(f"invalid digest in reference {_short(orig)}") from None
         tag = ""
         slash = text.rfind("/")
         colon = text.rfind(":")
         if colon > slash:
             text, tag = text[:colon], text[colon + 1:]
             if not _TAG_RE.match(tag):
-                raise ReferenceError_(f"invalid tag {tag!r} in reference {orig!r}")
+                raise ReferenceError_(f"invalid tag {_short(tag)} in reference {_short(orig)}")
         first, sep, rest = text.partition("/")
         if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
             registry, repo = first, rest
             if not _HOST_RE.match(registry):
-                raise ReferenceError_(f"invalid registry host {registry!r} in reference {orig!r}")
+                raise ReferenceError_(f"invalid registry host {_short(registry)} in reference {_short(orig)}")
         else:
             registry, repo = DEFAULT_REGISTRY, text
         if registry in ("index.docker.io", "registry-1.docker.io"):
@@ -61,7 +65,7 @@ class Reference:
         if registry == DEFAULT_REGISTRY and "/" not in repo:
             repo = f"library/{repo}"
         if not _REPO_RE.match(repo) or len(repo) > 255:
-            raise ReferenceError_(f"invalid repository name {repo!r} in reference {orig!r}",
+            raise ReferenceError_(f"invalid repository name {_short(repo)} in reference {_short(orig)}",
                                   hint="repository names are lower case: letters, digits and . _ - separators")
         if not tag and digest is None:
             tag = DEFAULT_TAG
@@ -105,6 +109,7 @@ def is_local_host(registry: str) -> bool:
         host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     if host == "localhost" or host.endswith(".localhost"):
         return True
+    import ipaddress  # lazily: only registry code needs it
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

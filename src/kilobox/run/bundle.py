@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from ..errors import RunError
@@ -41,28 +40,43 @@ def _stamp(path: str) -> list[int] | None:
     return [st.st_mtime_ns, st.st_size, st.st_ino]
 
 
-def _store_root() -> Path:
+def _store_root() -> str:
     """Same rule as :func:`kilobox.store.default_root` (not imported: it pulls in the image model)."""
     env = os.environ.get("KILOBOX_CACHE")
     if env:
-        return Path(env)
+        return env
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg) / "kilobox" if xdg else Path.home() / ".cache" / "kilobox"
+    return os.path.join(xdg, "kilobox") if xdg else os.path.join(os.path.expanduser("~"), ".cache", "kilobox")
+
+
+def _read_json(path: str) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def normal_location(location: str) -> str:
+    """*location* with a file path made absolute (``oci:out:hello`` names another image elsewhere)."""
+    for t in ("oci:", "oci-archive:", "docker-archive:"):
+        if location.startswith(t):
+            path, sep, tag = location[len(t):].partition(":")
+            return t + os.path.abspath(path) + sep + tag
+    return location
 
 
 def ref_key(location: str, platform: str | None, opts: RunOptions) -> str:
-    return _sha(f"{location}\0{platform or ''}\0{os.uname().machine}\0{opts.key()}")[:40]
+    loc = normal_location(location)
+    return _sha(f"{loc}\0{platform or ''}\0{os.uname().machine}\0{opts.key()}")[:40]
 
 
-def lookup(location: str, platform: str | None, opts: RunOptions, store_root: Path | None = None) -> dict[str, Any] | None:
+def lookup(location: str, platform: str | None, opts: RunOptions, store_root: Any = None) -> dict[str, Any] | None:
     """The cached bundle for *location* + *opts*, if nothing it depends on has changed."""
-    root = store_root or _store_root()
-    ref = root / "bundles" / "refs" / (ref_key(location, platform, opts) + ".json")
+    root = os.fspath(store_root) if store_root is not None else _store_root()
+    ref = os.path.join(root, "bundles", "refs", ref_key(location, platform, opts) + ".json")
     try:
-        doc = json.loads(ref.read_text())
+        doc = _read_json(ref)
         if doc.get("stamp") is None or _stamp(doc["stamp_path"]) != doc["stamp"]:
             return None
-        meta = json.loads((Path(doc["bundle"]) / "meta.json").read_text())
+        meta = _read_json(os.path.join(doc["bundle"], "meta.json"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if meta.get("v") != META_VERSION or not os.path.isdir(meta.get("rootfs", "")):
@@ -71,18 +85,18 @@ def lookup(location: str, platform: str | None, opts: RunOptions, store_root: Pa
 
 
 def remember(location: str, platform: str | None, opts: RunOptions, meta: dict[str, Any], stamp_path: str | None,
-             store_root: Path | None = None) -> None:
+             store_root: Any = None) -> None:
     """Record the warm-path entry for *location* (no-op when it has no stamp file)."""
     if not stamp_path:
         return
     stamp = _stamp(stamp_path)
     if stamp is None:
         return
-    root = store_root or _store_root()
-    refs = root / "bundles" / "refs"
-    refs.mkdir(parents=True, exist_ok=True)
+    root = os.fspath(store_root) if store_root is not None else _store_root()
+    refs = os.path.join(root, "bundles", "refs")
+    os.makedirs(refs, exist_ok=True)
     from .state import write_json
-    write_json(refs / (ref_key(location, platform, opts) + ".json"),
+    write_json(os.path.join(refs, ref_key(location, platform, opts) + ".json"),
                {"location": location, "bundle": meta["dir"], "stamp_path": stamp_path, "stamp": stamp})
 
 
@@ -91,18 +105,21 @@ def stamp_path_for(location: str) -> str | None:
     from ..transports import Location
     loc = Location.parse(location)
     if loc.transport == "oci":
-        return str(Path(loc.path).resolve() / "index.json")
+        return os.path.join(os.path.realpath(loc.path), "index.json")
     if loc.transport in ("oci-archive", "docker-archive"):
-        return str(Path(loc.path).resolve())
+        return os.path.realpath(loc.path)
     return None
 
 
-def make_bundle(rootfs: Path, image_cfg: dict[str, Any], opts: RunOptions, *, image: str, digest: str = "",
+def make_bundle(rootfs: Any, image_cfg: dict[str, Any], opts: RunOptions, *, image: str, digest: str = "",
                 store: Any = None) -> dict[str, Any]:
     """The bundle for *rootfs* + image config + *opts*: from the cache, or generated and cached."""
+    from pathlib import Path
+
     from . import rootfs as rfs
     from . import spec
     from .seccomp import oci_profile
+    rootfs = Path(rootfs)
     if store is None:
         from ..store import Store
         store = Store()

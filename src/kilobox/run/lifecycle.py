@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 from ..errors import RunError
@@ -28,37 +27,37 @@ from .runtimes import Launch, Runtime, delete_argv, find_runtime, launch, runtim
 FORWARD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
-def _mounts(meta: dict[str, Any], cdir: Path, fix: str) -> Mounts:
+def _mounts(meta: dict[str, Any], cdir: str, fix: str) -> Mounts:
     overlay = meta.get("overlay", "")
     scratch = ""
     if overlay == "tmpfs":
         scratch = os.path.join(meta["dir"], "scratch")
     elif overlay == "disk":
-        scratch = str(cdir)
+        scratch = cdir
         for d in ("upper", "work"):
-            (cdir / d).mkdir(exist_ok=True)
+            os.makedirs(os.path.join(cdir, d), exist_ok=True)
     return Mounts(rootfs=meta["rootfs"], target=os.path.join(meta["dir"], "rootfs"), overlay=overlay,
                   scratch=scratch, mkdirs=tuple(meta.get("mkdirs") or ()), cgroup_fix=fix)
 
 
-def _plan(meta: dict[str, Any], name: str, cdir: Path, runtime: str | None) -> tuple[Launch, Mounts]:
+def _plan(meta: dict[str, Any], name: str, cdir: str, runtime: str | None) -> tuple[Launch, Mounts]:
     rt = find_runtime(runtime)
     root = runtime_root(st.state_root(), rt)
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ln = launch(rt, bundle=meta["dir"], cid=name, pid_file=str(cdir / "pid"), root=str(root),
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    ln = launch(rt, bundle=meta["dir"], cid=name, pid_file=os.path.join(cdir, "pid"), root=root,
                 has_limits=bool(meta.get("has_limits")))
     return ln, _mounts(meta, cdir, ln.cgroup_fix)
 
 
-def _record(cdir: Path, meta: dict[str, Any], name: str, ln: Launch, *, detached: bool, remove: bool,
+def _record(cdir: str, meta: dict[str, Any], name: str, ln: Launch, *, detached: bool, remove: bool,
             engine: str = "") -> dict[str, Any]:
     doc = {"name": name, "image": meta.get("image", ""), "digest": meta.get("digest", ""),
            "bundle": meta.get("dir", ""), "argv": meta.get("argv", []), "runtime": ln.runtime.name if ln else engine,
            "runtime_path": ln.runtime.path if ln else "", "runtime_root": ln.argv[2] if ln else "",
            "created": time.time(), "detached": detached, "rm": remove, "engine": engine,
            "runtime_pid": None, "runtime_started": None}
-    st.write_json(cdir / "state.json", doc)
-    doc["_dir"] = str(cdir)
+    st.write_json(os.path.join(cdir, "state.json"), doc)
+    doc["_dir"] = cdir
     return doc
 
 
@@ -66,10 +65,10 @@ def _exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def _set_runtime_pid(cdir: Path, doc: dict[str, Any], pid: int) -> None:
+def _set_runtime_pid(cdir: str, doc: dict[str, Any], pid: int) -> None:
     doc["runtime_pid"] = pid
     doc["runtime_started"] = st.start_time(pid)
-    st.write_json(cdir / "state.json", {k: v for k, v in doc.items() if not k.startswith("_")})
+    st.write_json(os.path.join(cdir, "state.json"), {k: v for k, v in doc.items() if not k.startswith("_")})
 
 
 def run_foreground(meta: dict[str, Any], *, name: str | None = None, remove: bool = False,
@@ -91,7 +90,7 @@ def run_foreground(meta: dict[str, Any], *, name: str | None = None, remove: boo
         if signum in (signal.SIGINT, signal.SIGTERM):
             hits[0] += 1
             if hits[0] > 1:
-                init = st.init_pid({**doc, "_dir": str(cdir)})
+                init = st.init_pid(doc)
                 if init:
                     _kill(init, signal.SIGKILL)
                 return
@@ -163,7 +162,7 @@ def start_detached(meta: dict[str, Any], *, name: str | None = None, remove: boo
                    hint="see the runtime's message above, or run it in the foreground")
 
 
-def _monitor(ln: Launch, mounts: Mounts, cdir: Path, doc: dict[str, Any], w: int, remove: bool,
+def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, Any], w: int, remove: bool,
              timeout: float) -> None:
     """The detached container's keeper (never returns)."""
     code = 125
@@ -171,14 +170,14 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: Path, doc: dict[str, Any], w: int
         for s in FORWARD:
             signal.signal(s, signal.SIG_IGN if s in (signal.SIGHUP, signal.SIGINT) else signal.SIG_DFL)
         null = os.open(os.devnull, os.O_RDWR)
-        log = os.open(cdir / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        log = os.open(os.path.join(cdir, "log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
             pid = spawn(ln.argv, mounts, stdin=null, stdout=log, stderr=log)
         except RunError as e:
             os.write(w, f"failed {e}".encode())
             os._exit(0)
         _set_runtime_pid(cdir, doc, pid)
-        pidfile = cdir / "pid"
+        pidfile = os.path.join(cdir, "pid")
         deadline = time.monotonic() + timeout
         status = None
         while True:
@@ -186,14 +185,14 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: Path, doc: dict[str, Any], w: int
             if wpid:
                 status = s
                 break
-            if pidfile.exists() and st.read_int(pidfile):
+            if st.read_int(pidfile):
                 break
             if time.monotonic() > deadline:
                 break
             time.sleep(0.002)
-        if status is not None and not pidfile.exists():
+        if status is not None and not os.path.exists(pidfile):
             code = _exit_code(status)
-            tail = _tail(cdir / "log")
+            tail = _tail(os.path.join(cdir, "log"))
             os.write(w, f"failed {tail or f'the runtime exited with {code}'}".encode())
             st.write_exit(cdir, code)
             os._exit(0)
@@ -213,9 +212,10 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: Path, doc: dict[str, Any], w: int
         os._exit(0)
 
 
-def _tail(path: Path, n: int = 400) -> str:
+def _tail(path: str, n: int = 400) -> str:
     try:
-        data = path.read_bytes()[-n:]
+        with open(path, "rb") as f:
+            data = f.read()[-n:]
     except OSError:
         return ""
     lines = [ln for ln in data.decode(errors="replace").splitlines() if ln.strip()]
@@ -242,21 +242,22 @@ def stop(name: str, timeout: float = 10.0) -> int | None:
         elif doc.get("runtime_pid") and st.alive(doc["runtime_pid"], doc.get("runtime_started")):
             _kill(doc["runtime_pid"], signal.SIGKILL)
         _wait_exit(doc, 10.0)
-    return st.status(doc)[1] if Path(doc["_dir"]).exists() else None
+    return st.status(doc)[1] if os.path.exists(doc["_dir"]) else None
 
 
 def _wait_exit(doc: dict[str, Any], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    cdir = Path(doc["_dir"])
+    cdir = doc["_dir"]
+    exit_file = os.path.join(cdir, "exit")
     while True:
-        if not cdir.exists():
+        if not os.path.exists(cdir):
             return True
         state, _ = st.status(doc)
         if state != "running":
             # the monitor writes the exit code right after the runtime exits: give it a moment
-            if doc.get("detached") and not (cdir / "exit").exists():
+            if doc.get("detached") and not os.path.exists(exit_file):
                 end = time.monotonic() + 1.0
-                while time.monotonic() < end and cdir.exists() and not (cdir / "exit").exists():
+                while time.monotonic() < end and os.path.exists(cdir) and not os.path.exists(exit_file):
                     time.sleep(0.01)
             return True
         if time.monotonic() >= deadline:
@@ -277,7 +278,7 @@ def remove(name: str, force: bool = False) -> None:
         stop(name, timeout=0)
     if not doc.get("engine") and doc.get("runtime_path") and os.path.exists(doc["runtime_path"]):
         _runtime_delete(doc, name)
-    st.remove_dir(Path(doc["_dir"]))
+    st.remove_dir(doc["_dir"])
 
 
 def _runtime_delete(doc: dict[str, Any], name: str) -> None:
@@ -311,7 +312,7 @@ def logs(name: str, follow: bool = False, out: Any = None) -> None:
         engine_logs(doc, follow)
         return
     out = out or sys.stdout.buffer
-    path = Path(doc["_dir"]) / "log"
+    path = os.path.join(doc["_dir"], "log")
     if not doc.get("detached"):
         raise RunError(f"container {name} ran in the foreground: its output went to the terminal",
                        hint="use -d to keep logs")
@@ -328,7 +329,7 @@ def logs(name: str, follow: bool = False, out: Any = None) -> None:
                 continue
             if not follow:
                 return
-            if st.status(doc)[0] != "running" or not Path(doc["_dir"]).exists():
+            if st.status(doc)[0] != "running" or not os.path.exists(doc["_dir"]):
                 rest = f.read()
                 if rest:
                     out.write(rest)
@@ -344,6 +345,9 @@ def ps() -> list[dict[str, Any]]:
         if doc.get("engine"):
             from .engines import engine_status
             state, code = engine_status(doc)
+            if state == "removed" and doc.get("rm"):
+                st.remove_dir(doc["_dir"])     # the engine's --rm did its job
+                continue
         else:
             state, code = st.status(doc)
         rows.append({"name": doc["name"], "image": doc.get("image", ""), "command": doc.get("argv", []),

@@ -16,14 +16,13 @@ runc and youki handle v1, hybrid and v2 hosts themselves.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import RunError, ToolMissing
 
 PREFERENCE = ("crun", "runc", "youki")
 PACKAGES = {"crun": "crun", "runc": "runc", "youki": "youki"}
-CGROUP = Path("/sys/fs/cgroup")
+CGROUP = "/sys/fs/cgroup"
 
 
 class Runtime(NamedTuple):
@@ -39,11 +38,12 @@ class Launch(NamedTuple):
     runtime: Runtime
 
 
-def cgroup_mode(base: Path = CGROUP) -> str:
+def cgroup_mode(base: "str | os.PathLike[str]" = CGROUP) -> str:
     """``v2`` (unified), ``hybrid`` (v1 + cgroup2 at unified/) or ``v1``."""
-    if (base / "cgroup.controllers").exists():
+    base = os.fspath(base)
+    if os.path.exists(os.path.join(base, "cgroup.controllers")):
         return "v2"
-    if (base / "unified" / "cgroup.controllers").exists():
+    if os.path.exists(os.path.join(base, "unified", "cgroup.controllers")):
         return "hybrid"
     return "v1"
 
@@ -82,9 +82,9 @@ def find_runtime(name: str | None = None) -> Runtime:
     raise ToolMissing("an OCI runtime (crun, runc or youki)", "crun")
 
 
-def runtime_root(state_root: Path, rt: Runtime) -> Path:
+def runtime_root(state_root: str, rt: Runtime) -> str:
     """The runtime's own state directory (``--root``), private to kilobox."""
-    return state_root / "runtime" / rt.name
+    return os.path.join(state_root, "runtime", rt.name)
 
 
 def launch(rt: Runtime, *, bundle: str, cid: str, pid_file: str, root: str,

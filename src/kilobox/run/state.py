@@ -12,6 +12,8 @@
 A name is claimed with ``mkdir`` (atomic: two runs cannot get the same name).
 Liveness is read from /proc with the process start time, so a recycled pid is
 never mistaken for a container; everything survives a restart of kilobox.
+
+Paths are plain strings here (no pathlib): this module is on the warm path.
 """
 
 from __future__ import annotations
@@ -20,95 +22,104 @@ import contextlib
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import NotFound, RunError
 from .options import check_name
 
-
-def state_root() -> Path:
+def state_root() -> str:
     env = os.environ.get("KILOBOX_STATE")
     if env:
-        return Path(env)
+        return env
     xdg = os.environ.get("XDG_STATE_HOME")
-    return Path(xdg) / "kilobox" if xdg else Path.home() / ".local" / "state" / "kilobox"
+    return os.path.join(xdg, "kilobox") if xdg else os.path.join(os.path.expanduser("~"), ".local", "state", "kilobox")
 
 
-def containers_dir(root: Path | None = None) -> Path:
-    return (root or state_root()) / "containers"
+def containers_dir(root: Any = None) -> str:
+    return os.path.join(os.fspath(root) if root is not None else state_root(), "containers")
 
 
-def claim(name: str | None, root: Path | None = None) -> tuple[str, Path]:
+def claim(name: str | None, root: Any = None) -> tuple[str, str]:
     """Reserve *name* (or a fresh ``kb-xxxxxx``); returns (name, its directory)."""
     base = containers_dir(root)
     try:
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.makedirs(base, mode=0o700, exist_ok=True)
     except OSError as e:
         raise RunError(f"cannot create the state directory {base}: {e.strerror}",
                        hint="set KILOBOX_STATE to a writable directory") from None
     if name is not None:
         check_name(name)
-        d = base / name
+        d = os.path.join(base, name)
         try:
-            d.mkdir(mode=0o700)
+            os.mkdir(d, 0o700)
         except FileExistsError:
             raise RunError(f"the name {name!r} is already in use by a container",
                            hint=f"choose another --name, or remove it: kilobox rm {name}") from None
         return name, d
     for _ in range(100):
         name = "kb-" + os.urandom(3).hex()
-        d = base / name
+        d = os.path.join(base, name)
         try:
-            d.mkdir(mode=0o700)
+            os.mkdir(d, 0o700)
             return name, d
         except FileExistsError:
             continue
     raise RunError(f"cannot find a free container name in {base}")
 
 
-def write_json(path: Path, doc: dict[str, Any]) -> None:
+def write_json(path: Any, doc: dict[str, Any]) -> None:
     """Replace *path* atomically (no fsync: state must survive kilobox, not power loss)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    path = os.fspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         json.dump(doc, f, indent=1)
     os.replace(tmp, path)
 
 
-def write_exit(cdir: Path, code: int) -> None:
-    tmp = cdir / f".exit.{os.getpid()}.tmp"
+def write_exit(cdir: Any, code: int) -> None:
+    cdir = os.fspath(cdir)
+    tmp = os.path.join(cdir, f".exit.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
-        tmp.write_text(f"{code}\n")
-        os.replace(tmp, cdir / "exit")
+        with open(tmp, "w") as f:
+            f.write(f"{code}\n")
+        os.replace(tmp, os.path.join(cdir, "exit"))
 
 
-def container_dir(name: str, root: Path | None = None) -> Path:
-    d = containers_dir(root) / name
-    if not name or "/" in name or name.startswith(".") or not (d / "state.json").is_file():
+def container_dir(name: str, root: Any = None) -> str:
+    d = os.path.join(containers_dir(root), name)
+    if not name or "/" in name or name.startswith(".") or not os.path.isfile(os.path.join(d, "state.json")):
         raise NotFound(f"no such container: {name}", hint="list containers with: kilobox ps")
     return d
 
 
-def load(name: str, root: Path | None = None) -> dict[str, Any]:
+def load(name: str, root: Any = None) -> dict[str, Any]:
     d = container_dir(name, root)
+    path = os.path.join(d, "state.json")
     try:
-        doc = json.loads((d / "state.json").read_text())
+        with open(path) as f:
+            doc = json.load(f)
+        if not isinstance(doc, dict):
+            raise ValueError("not an object")
     except (OSError, ValueError) as e:
-        raise RunError(f"container {name}: unreadable state {d / 'state.json'}: {e}",
+        raise RunError(f"container {name}: unreadable state {path}: {e}",
                        hint=f"remove it: kilobox rm -f {name}") from None
-    doc["_dir"] = str(d)
+    doc["_dir"] = d
     return doc
 
 
-def start_time(pid: int) -> int | None:
-    """The kernel's start time of *pid* (clock ticks since boot), or None if it is gone or a zombie."""
+def _stat_fields(pid: int) -> list[bytes] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
+    return data[data.rindex(b")") + 2:].split()
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel's start time of *pid* (clock ticks since boot), or None if it is gone or a zombie."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in (b"Z", b"X"):
         return None
     return int(fields[19])
 
@@ -120,35 +131,30 @@ def alive(pid: int | None, started: int | None) -> bool:
     return st is not None and (started is None or st == started)
 
 
-def read_int(path: Path) -> int | None:
+def read_int(path: Any) -> int | None:
     try:
-        return int(path.read_text().strip() or "x")
+        with open(path) as f:
+            return int(f.read().strip() or "x")
     except (OSError, ValueError):
         return None
 
 
 def init_pid(doc: dict[str, Any]) -> int | None:
-    """The container's init pid if it is still the process the runtime started."""
-    pid = read_int(Path(doc["_dir"]) / "pid")
+    """The container's init pid, if it is still the process its runtime started."""
+    pid = read_int(os.path.join(doc["_dir"], "pid"))
     if pid is None or start_time(pid) is None:
         return None
     rt_pid = doc.get("runtime_pid")
     if rt_pid and alive(rt_pid, doc.get("runtime_started")):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read()
-            ppid = int(data[data.rindex(b")") + 2:].split()[1])
-        except (OSError, ValueError):
-            return None
-        if ppid != rt_pid:
+        fields = _stat_fields(pid)
+        if fields is None or int(fields[1]) != rt_pid:
             return None
     return pid
 
 
 def status(doc: dict[str, Any]) -> tuple[str, int | None]:
     """(``running`` | ``exited`` | ``created`` | ``dead``, exit code)."""
-    d = Path(doc["_dir"])
-    code = read_int(d / "exit")
+    code = read_int(os.path.join(doc["_dir"], "exit"))
     if code is not None:
         return "exited", code
     if alive(doc.get("runtime_pid"), doc.get("runtime_started")) or init_pid(doc):
@@ -158,28 +164,41 @@ def status(doc: dict[str, Any]) -> tuple[str, int | None]:
     return "dead", None
 
 
-def iter_containers(root: Path | None = None) -> Iterator[dict[str, Any]]:
+def iter_containers(root: Any = None) -> Iterator[dict[str, Any]]:
     base = containers_dir(root)
-    if not base.is_dir():
+    if not os.path.isdir(base):
         return
-    for d in sorted(base.iterdir()):
-        if d.name.startswith(".") or not (d / "state.json").is_file():
+    for entry in sorted(os.listdir(base)):
+        if entry.startswith(".") or not os.path.isfile(os.path.join(base, entry, "state.json")):
             continue
         try:
-            yield load(d.name, root)
+            yield load(entry, root)
         except (RunError, NotFound):
             continue
 
 
-def remove_dir(d: Path) -> None:
-    from ..store import _rmtree
-    if d.exists():
-        # rename first so a half-removed directory never looks like a container
-        tomb = d.with_name(f".rm-{d.name}-{os.urandom(3).hex()}")
+def _rmtree(d: str) -> None:
+    import shutil
+
+    def onerror(func, path, _exc):  # read-only directories in a --read-write upper layer
         with contextlib.suppress(OSError):
-            os.rename(d, tomb)
-            d = tomb
-        _rmtree(d)
+            os.chmod(os.path.dirname(path), 0o700)
+            func(path)
+    shutil.rmtree(d, onerror=onerror)
+
+
+def remove_dir(d: Any) -> None:
+    """Remove a container directory (renamed first: a half-removed one never looks like a container)."""
+    d = os.fspath(d)
+    if not os.path.lexists(d):
+        return
+    tomb = os.path.join(os.path.dirname(d), f".rm-{os.path.basename(d)}-{os.urandom(3).hex()}")
+    try:
+        os.rename(d, tomb)
+        d = tomb
+    except OSError:
+        pass
+    _rmtree(d)
 
 
 def now() -> float:

@@ -11,12 +11,15 @@ import io
 import os
 import stat
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
+from ..errors import NotFound
+from ..formats import Options
+from ..formats.base import Source
 from ..layers import Entry, write_layer
-from ..oci import Descriptor, ImageConfig, Manifest, canonical_json
-from ..oci import mediatypes as mt
+from ..oci import Descriptor, ImageConfig, Manifest
 from . import rootpath
 
 SOURCE_ANNOTATION = "dev.kilobox.slim.source"
@@ -66,7 +69,7 @@ def build_layer(root: Path, paths: Iterable[str], out: io.BufferedIOBase | io.By
     entries = [e for e in (_entry(root, p) for p in closure_with_parents(root, paths)) if e is not None]
     files = sum(1 for e in entries if e.kind != "dir")
     size = sum(os.lstat(e.source).st_size for e in entries if e.kind == "file" and e.source is not None)
-    info = write_layer(entries, out, compression="gzip", epoch=0)
+    info = write_layer(entries, out, compression="gzip", epoch=0, level=6)
     return info, files, size
 
 
@@ -91,4 +94,82 @@ def slim_manifest(config: ImageConfig, layer: Descriptor, source_name: str, sour
     })
 
 
-__all__ = ["build_layer", "closure_with_parents", "slim_config", "slim_manifest", "canonical_json", "mt"]
+@dataclass
+class SlimImage:
+    """An assembled slim image: the layer in a file, config and manifest in memory."""
+
+    layer_path: Path
+    layer: Descriptor
+    config: ImageConfig
+    manifest: Manifest
+    files: int            # non-directory entries
+    file_bytes: int       # bytes of regular files
+    entries: int
+
+    @property
+    def digest(self) -> str:
+        return str(self.manifest.descriptor().digest)
+
+    @property
+    def compressed_bytes(self) -> int:
+        return self.layer.size + len(self.config.raw) + len(self.manifest.raw)
+
+
+class SlimSource(Source):
+    """A :class:`Source` over a :class:`SlimImage` (so the copy engine writes it to any location)."""
+
+    def __init__(self, image: SlimImage, name: str = "slim") -> None:
+        self.image = image
+        self.name = name
+        self._small = {image.config.descriptor().digest: image.config.raw,
+                       image.manifest.descriptor().digest: image.manifest.raw}
+
+    def root(self) -> Descriptor:
+        return self.image.manifest.descriptor()
+
+    def manifest_bytes(self, desc: Descriptor) -> bytes:
+        try:
+            return self._small[desc.digest]
+        except KeyError:
+            raise NotFound(f"{self.name}: blob {desc.digest} is not a manifest or config") from None
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        if desc.digest == self.image.layer.digest:
+            return open(self.image.layer_path, "rb")
+        return io.BytesIO(self.manifest_bytes(desc))
+
+    def blob_path(self, desc: Descriptor) -> Path | None:
+        return self.image.layer_path if desc.digest == self.image.layer.digest else None
+
+
+def assemble(root: Path, paths: Iterable[str], fat: ImageConfig, source_name: str, source_digest: str,
+             workdir: Path) -> SlimImage:
+    """The single-layer slim image of *paths* from *root*, its layer written into *workdir*."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    layer_path = workdir / "layer.tar.gz"
+    paths = list(paths)
+    with open(layer_path, "wb") as f:
+        info, files, size = build_layer(root, paths, f)
+    cfg = slim_config(fat, str(info.diff_id), source_name, source_digest)
+    desc = info.descriptor()
+    man = slim_manifest(cfg, desc, source_name, source_digest)
+    return SlimImage(layer_path, desc, cfg, man, files, size, len(closure_with_parents(root, paths)))
+
+
+def write_image(image: SlimImage, location: str, options: Options | None = None) -> Descriptor:
+    """Write *image* to *location* (any sink kilobox has: oci:, oci-archive:, docker-archive:, registry)."""
+    import dataclasses
+
+    from ..copying import copy_root
+    from ..formats import open_sink
+    from ..transports import Location
+    loc = Location.parse(location)
+    opts = options or Options()
+    tag = loc.tag or (loc.ref.tag if loc.ref else "") or "latest"
+    opts = dataclasses.replace(opts, tag=opts.tag or tag)
+    with open_sink(loc, opts) as sink:
+        return copy_root(SlimSource(image, name=f"slim:{location}"), sink, None)
+
+
+__all__ = ["build_layer", "closure_with_parents", "slim_config", "slim_manifest", "SlimImage", "SlimSource",
+           "assemble", "write_image"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,35 +38,105 @@ class ElfDeps:
     runpath: list[str] = field(default_factory=list)
 
 
+_EM = {62: "EM_X86_64", 183: "EM_AARCH64", 40: "EM_ARM", 3: "EM_386", 243: "EM_RISCV", 21: "EM_PPC64", 22: "EM_S390"}
+_MAX_PHDRS = 512
+_MAX_DYN = 8192
+_MAX_STR = 4096
+
+
 def read_elf(path: Path) -> ElfDeps | None:
-    """The dependency info of *path*, or None when it is not a (readable) ELF file."""
+    """The dependency info of *path*, or None when it is not a (readable) ELF file.
+
+    A small bounded reader (program headers and the dynamic segment only): every offset and count
+    is checked against the file; a malformed file yields an empty :class:`ElfDeps`, never an error.
+    """
     try:
         with open(path, "rb") as f:
-            if f.read(4) != b"\x7fELF":
+            head = f.read(64)
+            if not head.startswith(b"\x7fELF"):
                 return None
-            f.seek(0)
-            from elftools.common.exceptions import ELFError
-            from elftools.elf.dynamic import DynamicSegment
-            from elftools.elf.elffile import ELFFile
             try:
-                elf = ELFFile(f)
-                info = ElfDeps(machine=elf["e_machine"], bits=elf.elfclass)
-                for seg in elf.iter_segments():
-                    if seg["p_type"] == "PT_INTERP":
-                        info.interp = seg.get_interp_name()
-                    elif isinstance(seg, DynamicSegment):
-                        for tag in seg.iter_tags():
-                            if tag.entry.d_tag == "DT_NEEDED":
-                                info.needed.append(tag.needed)
-                            elif tag.entry.d_tag == "DT_RPATH":
-                                info.rpath.extend(p for p in tag.rpath.split(":") if p)
-                            elif tag.entry.d_tag == "DT_RUNPATH":
-                                info.runpath.extend(p for p in tag.runpath.split(":") if p)
-                return info
-            except (ELFError, ValueError, KeyError, AttributeError, UnicodeDecodeError, OSError, AssertionError):
+                return _parse(f, head, os.fstat(f.fileno()).st_size)
+            except (struct.error, ValueError, OverflowError, OSError):
                 return ElfDeps()
     except OSError:
         return None
+
+
+def _pread(f, off: int, n: int, size: int) -> bytes:  # noqa: ANN001
+    if off < 0 or n < 0 or off >= size:
+        return b""
+    f.seek(off)
+    return f.read(min(n, size - off))
+
+
+def _cstr(f, off: int, size: int) -> str:  # noqa: ANN001
+    return _pread(f, off, _MAX_STR, size).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _parse(f, head: bytes, size: int) -> ElfDeps:  # noqa: ANN001
+    if len(head) < 52 or head[4] not in (1, 2) or head[5] not in (1, 2):
+        return ElfDeps()
+    cls, e = head[4], "<" if head[5] == 1 else ">"
+    machine = struct.unpack_from(e + "H", head, 18)[0]
+    info = ElfDeps(machine=_EM.get(machine, str(machine)), bits=64 if cls == 2 else 32)
+    if cls == 2:
+        phoff = struct.unpack_from(e + "Q", head, 32)[0]
+        phentsize, phnum = struct.unpack_from(e + "HH", head, 54)
+    else:
+        phoff = struct.unpack_from(e + "I", head, 28)[0]
+        phentsize, phnum = struct.unpack_from(e + "HH", head, 42)
+    if phnum == 0 or phnum > _MAX_PHDRS or phentsize < (56 if cls == 2 else 32):
+        return info
+    raw = _pread(f, phoff, phnum * phentsize, size)
+    if len(raw) < phnum * phentsize:
+        return info
+    loads: list[tuple[int, int, int]] = []
+    dyn = None
+    for i in range(phnum):
+        o = i * phentsize
+        if cls == 2:
+            ptype, _flags, off, vaddr, _pa, filesz = struct.unpack_from(e + "IIQQQQ", raw, o)
+        else:
+            ptype, off, vaddr, _pa, filesz = struct.unpack_from(e + "IIIII", raw, o)
+        if ptype == 1:
+            loads.append((vaddr, off, filesz))
+        elif ptype == 3:
+            info.interp = _pread(f, off, min(filesz, _MAX_STR), size).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        elif ptype == 2:
+            dyn = (off, filesz)
+    if dyn is None:
+        return info
+    entsize = 16 if cls == 2 else 8
+    data = _pread(f, dyn[0], min(dyn[1], _MAX_DYN * entsize), size)
+    fmt = e + ("qQ" if cls == 2 else "iI")
+    needed: list[int] = []
+    rpath: list[int] = []
+    runpath: list[int] = []
+    strtab = None
+    for i in range(len(data) // entsize):
+        tag, val = struct.unpack_from(fmt, data, i * entsize)
+        if tag == 0:
+            break
+        if tag == 1:
+            needed.append(val)
+        elif tag == 15:
+            rpath.append(val)
+        elif tag == 29:
+            runpath.append(val)
+        elif tag == 5:
+            strtab = val
+    if strtab is None:
+        return info
+    base = next((off + strtab - va for va, off, sz in loads if va <= strtab < va + sz), None)
+    if base is None:
+        return info
+    info.needed = [n for n in (_cstr(f, base + v, size) for v in needed[:512]) if n and "\0" not in n]
+    for v in rpath[:64]:
+        info.rpath.extend(p for p in _cstr(f, base + v, size).split(":") if p)
+    for v in runpath[:64]:
+        info.runpath.extend(p for p in _cstr(f, base + v, size).split(":") if p)
+    return info
 
 
 def ld_so_conf_dirs(root: Path, conf: str = "/etc/ld.so.conf", _seen: set[str] | None = None) -> list[str]:
@@ -114,6 +185,7 @@ class Closure:
         self.kept: dict[str, str] = {}       # image path → reason
         self.missing: dict[str, str] = {}    # what could not be found → who needed it
         self._conf = ld_so_conf_dirs(root)
+        self._elf: dict[str, ElfDeps | None] = {}
         self._ld_library_path: list[str] = []
         self._path = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
         for item in env or []:
@@ -158,7 +230,7 @@ class Closure:
             host = rootpath.host_path(self.root, resolved)
             if not host.is_file():
                 continue
-            info = read_elf(host)
+            info = self._read(resolved)
             if info is None:
                 interp = _shebang(host)
                 if interp:
@@ -173,6 +245,11 @@ class Closure:
                     self.missing.setdefault(lib, f"DT_NEEDED of {resolved}")
                 else:
                     todo.append((found, f"ELF dependency of {resolved} (DT_NEEDED {lib})"))
+
+    def _read(self, resolved: str) -> ElfDeps | None:
+        if resolved not in self._elf:
+            self._elf[resolved] = read_elf(rootpath.host_path(self.root, resolved))
+        return self._elf[resolved]
 
     def _find_library(self, name: str, info: ElfDeps, origin: str) -> str | None:
         if "/" in name:
@@ -191,7 +268,7 @@ class Closure:
             resolved, _ = rootpath.resolve(self.root, cand)
             if resolved is None:
                 continue
-            lib = read_elf(rootpath.host_path(self.root, resolved))
+            lib = self._read(resolved)
             if lib is not None and (not lib.machine or (lib.machine == info.machine and lib.bits == info.bits)):
                 return cand
         return None

@@ -35,9 +35,15 @@ _CREATES = {"mkdir", "mkdirat", "creat", "rename", "link", "symlink", "mknod", "
 
 _LINE = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(.*)$")
 _CALL = re.compile(r"^([a-z_0-9]+)\((.*)$")
-_RESULT = re.compile(r"\)\s+=\s+(-?\d+|\?|0x[0-9a-f]+)(?:<[^>]*>)?(?:\s+([A-Z][A-Z0-9_]+))?")
+# the result at the END of a line: "= 3</etc/x>", "= -1 ENOENT (No such file…)", "= 6 /* 5307 in strace's PID NS */"
+_RESULT = re.compile(r"\)\s+=\s+(-?\d+|\?|0x[0-9a-fA-F]+)(?:<.*?>)?(?:\s+/\*\s*(\d+) in strace's PID NS\s*\*/)?"
+                     r"(?:\s+([A-Z][A-Z0-9_]+)(?:\s+\([^()]*\))?)?(?:\s+\([^()]*\))?\s*$")
 _STR = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _FD_PATH = re.compile(r"^(?:-?\d+|AT_FDCWD)<(.*)>$")
+_CWD = re.compile(r"^AT_FDCWD<(.*)>$")
+_EXIT = re.compile(r"^\+\+\+ (?:exited with (\d+)|killed by (SIG[A-Z0-9]+))")
+MAX_LINE = 64 * 1024
+_FORKS = ("clone(", "clone3(", "fork(", "vfork(")
 
 
 @dataclass
@@ -48,10 +54,24 @@ class Trace:
     missing: set[str] = field(default_factory=set)     # ENOENT / ENOTDIR
     executed: set[str] = field(default_factory=set)    # successful execve targets
     pids: set[int] = field(default_factory=set)
+    exits: dict[int, str] = field(default_factory=dict)  # pid → "0", "1", "SIGKILL"…
+    first_pid: int | None = None                         # the process strace attached to first
+    lines: int = 0                                       # lines that were understood
+
+    @property
+    def exit_code(self) -> str | None:
+        """How the first process ended ("0", "1", "SIGTERM"…), if it did."""
+        return self.exits.get(self.first_pid) if self.first_pid is not None else None
 
 
 def _unescape(s: str) -> str:
-    return bytes(s, "utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+    """strace's C-style escapes (``\\303\\251``, ``\\n``, ``\\"``) back to a str (undecodable bytes kept
+    as surrogates, so the path maps to the same bytes on disk)."""
+    try:
+        raw = s.encode("utf-8", "surrogateescape").decode("unicode_escape").encode("latin-1")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return s
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _split_args(argstr: str) -> list[str]:
@@ -95,19 +115,41 @@ def _string(arg: str) -> str | None:
     return _unescape(m.group(1))
 
 
-def parse(lines: Iterable[str], initial_cwd: str = "/") -> Trace:
-    """Parse strace lines (``-f -y -s 4096``; ``-o`` output has ``PID `` prefixes)."""
+def parse(lines: Iterable[str], initial_cwd: str = "/", *, after_exec: bool = False) -> Trace:
+    """Parse strace lines (``-f -y -s 4096``; ``-o`` output has ``PID `` prefixes).
+
+    With *after_exec*, everything before the first successful ``execve`` (except failed execs) is
+    ignored: that is the runtime's own init (runc/crun) waiting to exec the container's entrypoint,
+    which may show host paths. Child pids are matched to their parents through ``--decode-pids=pidns`` comments
+    (``= 6 /* 5307 in strace's PID NS */``), so a container's pid namespace does not break the
+    working-directory bookkeeping; ``AT_FDCWD</dir>`` (``-y``) refreshes a process's cwd too.
+    """
     trace = Trace()
     cwd: dict[int, str] = {}
     pending: dict[int, str] = {}
+    started = not after_exec
     for raw in lines:
         raw = raw.rstrip("\n")
+        if len(raw) > MAX_LINE:
+            continue
         m = _LINE.match(raw)
         if not m:
             continue
         pid, rest = int(m.group(1)), m.group(2)
-        trace.pids.add(pid)
-        if rest.startswith("+++") or rest.startswith("---"):
+        if trace.first_pid is None:
+            trace.first_pid = pid
+        if pid not in trace.pids:
+            trace.pids.add(pid)
+            # a child may speak before its parent's fork returns: inherit from the forks in flight
+            forking = {cwd.get(p, initial_cwd) for p, call in pending.items() if call.startswith(_FORKS)}
+            if pid not in cwd and len(forking) == 1:
+                cwd[pid] = forking.pop()
+        if rest.startswith("+++"):
+            em = _EXIT.match(rest)
+            if em:
+                trace.exits[pid] = em.group(1) or em.group(2)
+            continue
+        if rest.startswith("---"):
             continue
         if rest.endswith("<unfinished ...>"):
             pending[pid] = rest[: -len("<unfinished ...>")]
@@ -120,24 +162,40 @@ def parse(lines: Iterable[str], initial_cwd: str = "/") -> Trace:
         cm = _CALL.match(rest)
         if not cm:
             continue
-        call, tail = cm.group(1), cm.group(2)
         rm = _RESULT.search(rest)
         if not rm:
             continue
-        ret, err = rm.group(1), rm.group(2) or ""
+        call, tail = cm.group(1), cm.group(2)
+        ret, host_pid, err = rm.group(1), rm.group(2), rm.group(3) or ""
+        if not started:
+            if call not in ("execve", "execveat"):
+                continue
+            started = ret == "0"    # a failed exec of the entrypoint is kept: it names what is missing
+        trace.lines += 1
+        spec = _PATH_CALLS.get(call)
+        args = _split_args(tail) if (spec or call == "fchdir") else []
+        if spec and spec[0][1] == 0 and args:
+            cm2 = _CWD.match(args[0])
+            if cm2:
+                cwd[pid] = normalize(_unescape(cm2.group(1)))
         here = cwd.get(pid, initial_cwd)
-        if call in ("clone", "clone3", "fork", "vfork") and ret.lstrip("-").isdigit() and int(ret) > 0:
-            cwd[int(ret)] = here
+        if call in ("clone", "clone3", "fork", "vfork"):
+            child = host_pid or ret
+            if child.isdigit() and int(child) > 0:
+                cwd.setdefault(int(child), here)     # never undo a chdir the child already made
+            continue
+        if call == "getcwd" and ret.isdigit() and int(ret) > 0:
+            got = _string(_split_args(tail)[0]) if tail else None
+            if got and got.startswith("/"):
+                cwd[pid] = normalize(got)
             continue
         if call == "fchdir" and ret == "0":
-            fdm = _FD_PATH.match(_split_args(tail)[0]) if tail else None
+            fdm = _FD_PATH.match(args[0]) if args else None
             if fdm:
-                cwd[pid] = fdm.group(1)
+                cwd[pid] = normalize(_unescape(fdm.group(1)))
             continue
-        spec = _PATH_CALLS.get(call)
         if not spec:
             continue
-        args = _split_args(tail)
         for path_idx, dirfd_idx in spec:
             if path_idx >= len(args):
                 continue
@@ -146,12 +204,12 @@ def parse(lines: Iterable[str], initial_cwd: str = "/") -> Trace:
                 continue
             if not p.startswith("/"):
                 base = here
-                if dirfd_idx is None:
-                    pass
-                elif dirfd_idx < len(args):
+                if dirfd_idx is not None and dirfd_idx < len(args):
                     fdm = _FD_PATH.match(args[dirfd_idx])
                     if fdm:
-                        base = fdm.group(1)
+                        base = _unescape(fdm.group(1))
+                    elif not args[dirfd_idx].startswith("AT_FDCWD"):
+                        continue            # a dirfd strace could not decode: the path is unknowable
                 p = base.rstrip("/") + "/" + p
             p = normalize(p)
             if call in _CREATES:

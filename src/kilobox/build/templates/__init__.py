@@ -78,12 +78,12 @@ def scaffold(directory: str | os.PathLike[str], lang: str = "c") -> list[Path]:
     The image name is the directory's name. Refuses to touch a non-empty directory.
     """
     from ...errors import UsageError
-    from ..config import _NAME_RE
+    from ..config import valid_name
     if lang not in SOURCES:
         raise UsageError(f"unknown language {lang!r}", hint="use --lang c or --lang zig")
     d = Path(directory)
     name = d.absolute().name
-    if not _NAME_RE.match(name) or len(name) > 128:
+    if not valid_name(name):
         raise UsageError(f"{name!r} is not a valid image name",
                          hint="use lower case letters, digits and . _ - separators, e.g. my-service")
     if d.exists() and (not d.is_dir() or any(d.iterdir())):

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 from urllib.parse import urlencode, urlsplit
 
-from ...errors import AuthError, RegistryError
+from ...errors import AuthError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .. import Options
@@ -147,6 +148,7 @@ class Authenticator:
         self._sent_basic = False
         #: how many token requests were made (tests check the cache)
         self.token_requests = 0
+        self._lock = threading.RLock()      # prefetch threads share the tokens
 
     # -- credentials ---------------------------------------------------------------
     def credentials(self) -> "Credentials | None":
@@ -158,11 +160,11 @@ class Authenticator:
     # -- the request path ------------------------------------------------------------
     def probe(self) -> None:
         """``GET /v2/`` once: learn whether and how this registry wants credentials."""
-        self.probed = True
         resp = self.client.request("GET", "/v2/", ok=(200, 401), auth=False, what="probe")
         header = resp.header("WWW-Authenticate")
         status = resp.status
         resp.close()
+        self.probed = True
         if status == 401:
             self.challenge = self._pick(header)
             if self.challenge is None:
@@ -180,6 +182,10 @@ class Authenticator:
 
     def headers(self, scopes: tuple[str, ...]) -> dict[str, str]:
         """The ``Authorization`` header for a request needing *scopes* (may fetch a token)."""
+        with self._lock:
+            return self._headers(scopes)
+
+    def _headers(self, scopes: tuple[str, ...]) -> dict[str, str]:
         if not self.probed:
             self.probe()
         ch = self.challenge
@@ -196,6 +202,10 @@ class Authenticator:
 
     def on_unauthorized(self, header: str, scopes: tuple[str, ...]) -> bool:
         """After a 401: True when a retry with new credentials makes sense."""
+        with self._lock:
+            return self._on_unauthorized(header, scopes)
+
+    def _on_unauthorized(self, header: str, scopes: tuple[str, ...]) -> bool:
         ch = self._pick(header)
         if ch is None:
             return False
@@ -214,7 +224,7 @@ class Authenticator:
     def _cached(self, scopes: tuple[str, ...]) -> str:
         need = _atoms(scopes)
         now = time.time()
-        self._tokens = [t for t in self._tokens if t[2] - EXPIRY_MARGIN > now]
+        self._tokens = [t for t in self._tokens if t[2] > now]
         for have, token, _exp in self._tokens:
             if need <= have:
                 return token
@@ -245,7 +255,8 @@ class Authenticator:
             raise
         body = resp.read_limited(MAX_TOKEN_RESPONSE, what)
         token, ttl = parse_token_response(body, f"{what} from {u.netloc}")
-        self._tokens.append((_atoms(scopes), token, time.time() + ttl))
+        # renew a little early (a token must not expire in flight), never sooner than half its life
+        self._tokens.append((_atoms(scopes), token, time.time() + ttl - min(EXPIRY_MARGIN, ttl / 2)))
         return token
 
 
@@ -268,5 +279,4 @@ def parse_token_response(body: bytes, what: str) -> tuple[str, float]:
     return token, float(ttl)
 
 
-__all__ = ["Challenge", "parse_challenges", "Authenticator", "basic_header", "parse_token_response",
-           "RegistryError"]
+__all__ = ["Challenge", "parse_challenges", "Authenticator", "basic_header", "parse_token_response"]

@@ -41,7 +41,7 @@ RETRY_AFTER_CAP = 60.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ERROR_BODY_LIMIT = 64 * 1024
 MAX_REDIRECTS = 5
-TIMEOUT = 120.0
+TIMEOUT = 60.0              # per socket operation; a timeout is retried once
 USER_AGENT = "kilobox"
 
 _RETRY_EXC = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.RemoteDisconnected,
@@ -136,6 +136,10 @@ class Response:
         except _RETRY_EXC as e:
             self._drop()
             raise RegistryError(f"{self.method} {_path(self.url)}: connection lost while reading ({_exc(e)})",
+                                retryable=True) from None
+        except (http.client.HTTPException, ValueError) as e:
+            self._drop()
+            raise RegistryError(f"{self.method} {_path(self.url)}: malformed response body ({_exc(e)[:120]})",
                                 retryable=True) from None
         if not data and n != 0 and self.raw.length:     # http.client: EOF before Content-Length
             missing = self.raw.length
@@ -279,7 +283,7 @@ class RegistryClient:
 
     # -- the one request path --------------------------------------------------
     def request(self, method: str, path_or_url: str, *, scopes: Iterable[str] = (),
-                headers: dict[str, str] | None = None, body: bytes | None = None,
+                headers: dict[str, str] | None = None, body: bytes | bytearray | memoryview | None = None,
                 ok: Iterable[int] = (200,), retry: bool = True, follow: bool = False,
                 auth: bool = True, idempotent: bool = True, what: str = "") -> Response:
         """Send *method* to a path of this registry (or an absolute URL) and return an accepted response.
@@ -295,8 +299,7 @@ class RegistryClient:
         scopes = tuple(scopes)
         url = path_or_url if "://" in path_or_url else self.base + path_or_url
         reauthed = False
-        attempt = 0
-        redirects = 0
+        attempt = redirects = timeouts = 0
         while True:
             ep = Endpoint.of_url(url)
             same_host = auth and ep == self.endpoint
@@ -304,15 +307,19 @@ class RegistryClient:
             if same_host:
                 hdrs.update(self.auth.headers(scopes))
             try:
-                resp = self.send(ep, method, url, hdrs, body)
+                resp = self.send(ep, method, url, hdrs, body, replay_stale=idempotent)
             except _RETRY_EXC as e:
                 attempt += 1
-                if not retry or not idempotent or attempt >= MAX_TRIES:
+                timeouts += isinstance(e, TimeoutError)
+                if not retry or not idempotent or attempt >= MAX_TRIES or timeouts > 1:
                     raise RegistryError(f"{method} {_path(url)} on {ep.netloc}: connection failed ({_exc(e)}) "
-                                        f"after {attempt} tries", retryable=True,
+                                        f"after {attempt} {'try' if attempt == 1 else 'tries'}", retryable=True,
                                         hint="the registry may be overloaded; try again") from None
                 self.sleep(backoff_delay(attempt - 1))
                 continue
+            except http.client.HTTPException as e:
+                raise RegistryError(f"{method} {_path(url)} on {ep.netloc}: not a valid HTTP response "
+                                    f"({_exc(e)[:120]})", hint="is this an OCI registry?") from None
             except OSError as e:
                 tls = type(e).__name__.startswith("SSL")
                 raise RegistryError(f"{method} {_path(url)}: cannot connect to {ep.netloc} ({_exc(e)})",
@@ -353,8 +360,9 @@ class RegistryClient:
         return body
 
     def send(self, ep: Endpoint, method: str, url: str, headers: dict[str, str],
-             body: bytes | None) -> Response:
-        """One HTTP exchange; a stale pooled connection is replaced once, transparently."""
+             body: bytes | bytearray | memoryview | None, replay_stale: bool = True) -> Response:
+        """One HTTP exchange; a stale pooled connection is replaced once, transparently
+        (unless *replay_stale* is False: a non-idempotent request is never sent twice here)."""
         target = _path(url)
         for _ in range(2):
             conn, reused = self.pool.get(ep, TIMEOUT)
@@ -363,7 +371,7 @@ class RegistryClient:
                 raw = conn.getresponse()
             except _RETRY_EXC + (ConnectionError,):
                 conn.close()
-                if reused:
+                if reused and replay_stale:
                     continue
                 raise
             except BaseException:

@@ -3,7 +3,8 @@
 - ``has_blob``: ``HEAD /v2/<repo>/blobs/<digest>`` — the copy skips what the registry has.
 - ``write_blob``: blobs up to ``chunked_threshold`` (16 MiB) go monolithically
   (``POST`` then ``PUT ?digest=``); larger ones in ``PATCH`` chunks of
-  ``chunk_size`` with ``Content-Range``, then a closing ``PUT``. The stream is
+  ``chunk_size`` (8 MiB, held in memory so a chunk can be resent after a lost
+  connection) with ``Content-Range``, then a closing ``PUT``. The stream is
   verified to its end before the closing ``PUT``; a failure cancels the upload.
 - ``mount_blob``: cross-repository mount (``POST ?mount=<digest>&from=<repo>``)
   when the source is another repository of the same registry. The copy engine
@@ -25,30 +26,29 @@ from urllib.parse import quote, urljoin
 from ...errors import DigestMismatch, KiloboxError, ManifestError, RegistryError, UsageError
 from ...oci import Descriptor, Digest, Reference, VerifyingReader, mediatypes as mt
 from ..base import Sink, Source
-from .client import Response, _RETRY_EXC
+from .client import MAX_TRIES, Response, _RETRY_EXC, backoff_delay
 from .source import client_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from .. import Options
 
 CHUNKED_THRESHOLD = 16 << 20
-CHUNK_SIZE = 16 << 20
+CHUNK_SIZE = 8 << 20
 OCTET = "application/octet-stream"
 
 
-def _read_up_to(stream: BinaryIO, n: int) -> bytes:
-    """Up to *n* bytes; fewer only at end of stream (which a VerifyingReader then checks)."""
-    parts: list[bytes] = []
-    got = 0
-    while got < n:
-        c = stream.read(min(n - got, 1 << 20))
+def _read_up_to(stream: BinaryIO, n: int) -> bytearray:
+    """Up to *n* bytes (one buffer, no join copy); fewer only at end of stream (which a
+    VerifyingReader then checks)."""
+    buf = bytearray()
+    while len(buf) < n:
+        c = stream.read(min(n - len(buf), 1 << 20))
         if not c:
             break
-        parts.append(c)
-        got += len(c)
-    if got < n:
+        buf += c
+    if len(buf) < n:
         stream.read(1)      # make sure EOF was seen (verifies a VerifyingReader)
-    return b"".join(parts)
+    return buf
 
 
 def _with_query(url: str, **params: str) -> str:
@@ -139,7 +139,7 @@ class RegistrySink(Sink):
             if desc.size <= self.threshold:
                 data = _read_up_to(stream, desc.size + 1)
                 final = url
-                body: bytes | None = data
+                body: bytes | bytearray | None = data
             else:
                 offset = 0
                 while True:
@@ -161,30 +161,32 @@ class RegistrySink(Sink):
         self._have.add(desc.digest)
         self.stats["uploaded"] += 1
 
-    def _patch(self, url: str, chunk: bytes, offset: int, desc: Descriptor) -> str:
-        """Send one chunk; after a lost connection ask the registry how much it has and resend the rest."""
+    def _patch(self, url: str, chunk: bytearray, offset: int, desc: Descriptor) -> str:
+        """Send one chunk. After a failure (lost connection, 5xx, 429, 416) ask the registry how
+        much of the upload it holds and send the rest of the chunk from there."""
         start = offset
-        for _attempt in range(3):
-            end = offset + len(chunk) - 1
+        end = offset + len(chunk) - 1
+        for attempt in range(MAX_TRIES):
             headers = {"Content-Type": OCTET, "Content-Range": f"{start}-{end}"}
             try:
                 resp = self.client.request("PATCH", url, scopes=self.scopes, headers=headers,
-                                           body=chunk[start - offset:], ok=(202,), idempotent=False,
-                                           what=f"blob {desc.digest} chunk at {start}")
+                                           body=memoryview(chunk)[start - offset:], ok=(202,), retry=False,
+                                           idempotent=False, what=f"blob {desc.digest} chunk at {start}")
             except RegistryError as e:
-                if not e.retryable:
+                if not (e.retryable or e.status == 416) or attempt + 1 >= MAX_TRIES:
                     raise
+                self.client.sleep(backoff_delay(attempt))
                 url, start = self._upload_status(url)
-                if not offset <= start <= end:
-                    raise RegistryError(f"upload of {desc.digest}: the registry has {start} bytes after a "
-                                        f"lost connection, the chunk started at {offset}") from None
+                if not offset <= start <= end + 1:
+                    raise RegistryError(f"upload of {desc.digest}: the registry holds {start} bytes after a "
+                                        f"failed chunk that started at {offset}") from None
                 if start > end:
                     return url
                 continue
             resp.close()
             self._open_uploads.discard(url)
             return self._location(resp)
-        raise RegistryError(f"upload of {desc.digest}: chunk at {offset} failed repeatedly", retryable=True)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _upload_status(self, url: str) -> tuple[str, int]:
         """(upload URL, next offset) of an upload session (``GET`` on its location, ``Range: 0-N``)."""

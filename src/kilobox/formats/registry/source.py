@@ -7,24 +7,39 @@ and digest, at most 4 MiB, refused early on ``Content-Length``), blobs
 streamed through a :class:`~kilobox.oci.VerifyingReader` into the local store,
 where they appear only once complete and correct (the store is a read-through
 cache: a blob already there is never downloaded again).
+
+Prefetch: once a layer of a manifest is opened, the manifest's later layers
+are downloaded into the store by up to :data:`PREFETCH` background threads,
+so the next download overlaps with the caller's work on this one (a copy
+into a layout writes while the network reads). Reading only a config (inspect)
+downloads nothing. A prefetch error surfaces when that layer is opened;
+:meth:`RegistrySource.close` cancels what is still running.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
-from ...errors import DigestMismatch, ManifestError, RegistryError
-from ...oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Reference, VerifyingReader, mediatypes as mt
+from ...errors import DigestMismatch, KiloboxError, ManifestError, RegistryError
+from ...oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest, Reference, VerifyingReader, mediatypes as mt
 from ..base import Source
 from .client import MAX_TRIES, RegistryClient, Response, backoff_delay, get_client
 
 if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from ...store import Store
     from .. import Options
 
 READ_CHUNK = 1 << 20
+PREFETCH = 2            # background downloads besides the caller's own
+
+
+class _Cancelled(KiloboxError):
+    """A background download stopped because its source was closed."""
 
 
 def client_for(ref: Reference, opts: "Options") -> RegistryClient:
@@ -40,6 +55,9 @@ def media_type_of(raw: bytes, content_type: str) -> str:
         raise ManifestError("the registry sent a manifest that is not valid JSON") from None
     if not isinstance(obj, dict):
         raise ManifestError("the registry sent a manifest that is not a JSON object")
+    if obj.get("schemaVersion") == 1:
+        raise ManifestError("the registry sent a Docker schema 1 manifest, which kilobox does not read",
+                            hint="push the image again with a current tool (schema 2 or OCI)")
     declared = obj.get("mediaType")
     if isinstance(declared, str) and declared:
         return declared
@@ -63,19 +81,23 @@ def check_digest_header(resp: Response, computed: Digest, what: str) -> None:
         raise DigestMismatch(f"{what}: the registry says {d}, the bytes hash to {computed}")
 
 
-class _Progress:
-    """A read-through wrapper reporting (what, done, total) at most once per MiB."""
+class _Watched:
+    """A read-through wrapper: reports (what, done, total) at most once per MiB, stops when cancelled."""
 
-    def __init__(self, raw: BinaryIO | Response, cb: Callable[[str, int, int], None], what: str, total: int) -> None:
-        self._raw, self._cb, self._what, self._total = raw, cb, what, total
+    def __init__(self, raw: Response, cb: Callable[[str, int, int], None] | None, what: str, total: int,
+                 cancel: threading.Event) -> None:
+        self._raw, self._cb, self._what, self._total, self._cancel = raw, cb, what, total, cancel
         self._done = 0
         self._last = -1
-        cb(what, 0, total)
+        if cb is not None:
+            cb(what, 0, total)
 
     def read(self, n: int = -1) -> bytes:
+        if self._cancel.is_set():
+            raise _Cancelled(f"download of {self._what} cancelled")
         data = self._raw.read(n)
         self._done += len(data)
-        if not data or self._done - self._last >= READ_CHUNK:
+        if self._cb is not None and (not data or self._done - self._last >= READ_CHUNK):
             self._last = self._done
             self._cb(self._what, self._done, self._total)
         return data
@@ -95,6 +117,11 @@ class RegistrySource(Source):
         self.scopes = (f"repository:{ref.repository}:pull",)
         self._raw: dict[Digest, bytes] = {}
         self._store: "Store | None" = None
+        self._siblings: dict[Digest, tuple[Descriptor, ...]] = {}   # layer -> the layers after it
+        self._pending: dict[Digest, "Future[Path]"] = {}
+        self._pool: "ThreadPoolExecutor | None" = None
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
 
     @property
     def store(self) -> "Store":
@@ -125,6 +152,7 @@ class RegistrySource(Source):
         check_digest_header(resp, digest, what)
         media_type = media_type_of(raw, resp.header("Content-Type"))
         self._raw[digest] = raw
+        self._note_layers(media_type, raw)
         return Descriptor(media_type, digest, len(raw))
 
     def manifest_bytes(self, desc: Descriptor) -> bytes:
@@ -135,6 +163,7 @@ class RegistrySource(Source):
             return desc.data        # embedded data was verified when the descriptor was parsed
         raw = self._cached(desc.digest, desc.size)
         if raw is not None:
+            self._note_layers(desc.media_type, raw)
             return raw
         kind = "manifests" if _is_manifest(desc.media_type) else "blobs"
         headers = {"Accept": mt.ACCEPT_MANIFESTS if kind == "manifests" else "*/*"}
@@ -144,7 +173,19 @@ class RegistrySource(Source):
         desc.digest.verify(raw, desc.size, what=f"{what} from {self.ref.registry}")
         self._raw[desc.digest] = raw
         self.store.put_blob(desc, io.BytesIO(raw))
+        self._note_layers(desc.media_type, raw)
         return raw
+
+    def _note_layers(self, media_type: str, raw: bytes) -> None:
+        """Remember, for each layer of an image manifest, the layers that follow it (prefetch)."""
+        if media_type not in mt.MANIFEST_TYPES:
+            return
+        try:
+            layers = Manifest.parse(raw, media_type).layers
+        except ManifestError:
+            return      # the caller's own parse reports it
+        for i, layer in enumerate(layers):
+            self._siblings.setdefault(layer.digest, layers[i + 1:])
 
     def _cached(self, digest: Digest, size: int | None) -> bytes | None:
         raw = self._raw.get(digest)
@@ -160,9 +201,35 @@ class RegistrySource(Source):
     def open_blob(self, desc: Descriptor) -> BinaryIO:
         if desc.data is not None:
             return io.BytesIO(desc.data)
+        with self._lock:
+            fut = self._pending.pop(desc.digest, None)
+        if fut is not None and not fut.cancel():
+            fut.result()            # running or done: wait; a prefetch error is this blob's error
         if not self.store.has_blob(desc.digest, desc.size):
+            self._prefetch(self._siblings.get(desc.digest, ()))
             self.download(desc)
         return open(self.store.blob_path(desc.digest), "rb")
+
+    def _prefetch(self, layers: tuple[Descriptor, ...]) -> None:
+        todo = [d for d in layers if d.data is None and not d.urls and d.digest not in self._pending
+                and not self.store.has_blob(d.digest, d.size)]
+        if not todo or self._cancel.is_set():
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(PREFETCH, thread_name_prefix="kilobox-pull")
+        with self._lock:
+            for d in todo:
+                if d.digest not in self._pending:
+                    self._pending[d.digest] = self._pool.submit(self.download, d)
+
+    def close(self) -> None:
+        """Cancel prefetches (a running download stops at its next read; its temp file goes)."""
+        self._cancel.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending.clear()
 
     def blob_path(self, desc: Descriptor) -> Path | None:
         p = self.store.blob_path(desc.digest)
@@ -179,9 +246,7 @@ class RegistrySource(Source):
                 if cl is not None and cl != desc.size:
                     raise DigestMismatch(f"{what} from {self.ref.registry}: the registry announces {cl} bytes, "
                                          f"the descriptor {desc.size}")
-                body: BinaryIO | Response | _Progress = resp
-                if self.opts.progress is not None:
-                    body = _Progress(resp, self.opts.progress, desc.digest.hex[:12], desc.size)
+                body = _Watched(resp, self.opts.progress, desc.digest.hex[:12], desc.size, self._cancel)
                 reader = VerifyingReader(body, desc.digest, desc.size,  # type: ignore[arg-type]
                                          what=f"{what} from {self.ref.registry}")
                 return self.store.put_blob(desc, reader)  # type: ignore[arg-type]

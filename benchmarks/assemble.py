@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Benchmark: image assembly from a prebuilt static binary.
+
+Three pipelines produce the same thing, a one-layer image of one binary with
+an entrypoint and a user, in a fresh OCI layout:
+
+- kilobox: ``kilobox build --binary BIN --entrypoint /app -o oci:DIR:app``   (one process)
+- umoci:   ``init``, ``new``, ``unpack``, copy the binary in, ``repack``, ``config``
+- buildah: ``from scratch``, ``copy``, ``config``, ``commit --rm`` to ``oci:DIR:app``
+           (vfs storage and chroot isolation, in a private storage root)
+
+Each round runs the three in rotating order (A B C, B C A, …) after a warm-up;
+the report gives min / median / max wall time of each pipeline, the median of
+the per-round ratios, and the peak RSS of the largest process.
+
+kilobox runs as an installed package would: with byte-code caching on (a
+private ``PYTHONPYCACHEPREFIX``), even when the environment sets
+``PYTHONDONTWRITEBYTECODE``.
+
+    .venv/bin/python benchmarks/assemble.py [--rounds 15] [--binary PATH] [--no-write]
+
+Results replace the ``assemble`` section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+KILOBOX = str(Path(sys.executable).with_name("kilobox"))
+DOC = ROOT / "docs" / "benchmarks.md"
+NAME = "assemble"
+SOURCE = '#include <unistd.h>\nint main(void) { write(1, "hello\\n", 6); return 0; }\n'
+
+
+TIME = shutil.which("time") or "/usr/bin/time"
+
+
+def run(cmd: list[str], env: dict[str, str], rss_file: Path | None = None) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds, peak RSS KiB or 0, stdout) of one process; exits when it fails.
+
+    Peak RSS needs GNU time (*rss_file*): ``wait4``'s ru_maxrss would include the
+    benchmark's own memory, inherited across fork/exec. Timed runs never use it.
+    """
+    if rss_file is not None:
+        cmd = [TIME, "-f", "%M", "-o", str(rss_file), *cmd]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env, capture_output=True)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
+    rss = int(rss_file.read_text().split()[-1]) if rss_file is not None else 0
+    return wall, cpu, rss, p.stdout.decode(errors="replace")
+
+
+def pipeline(tool: str, binary: Path, work: Path, env: dict[str, str],
+             rss: bool = False) -> tuple[float, float, int]:
+    """Run one tool's pipeline into a fresh layout: (wall s, CPU s, max peak RSS KiB when *rss*)."""
+    out = work / f"out-{tool}"
+    shutil.rmtree(out, ignore_errors=True)
+    if tool == "kilobox":
+        steps = [([KILOBOX, "build", "--binary", str(binary), "--entrypoint", "/app", "-o", f"oci:{out}:app"], None)]
+    elif tool == "umoci":
+        bundle = work / "umoci-bundle"
+        shutil.rmtree(bundle, ignore_errors=True)
+        img = f"{out}:app"
+        steps = [(["umoci", "init", "--layout", str(out)], None),
+                 (["umoci", "new", "--image", img], None),
+                 (["umoci", "unpack", "--image", img, str(bundle)], None),
+                 (["cp", str(binary), str(bundle / "rootfs" / "app")], None),
+                 (["umoci", "repack", "--image", img, str(bundle)], None),
+                 (["umoci", "config", "--image", img, "--config.entrypoint", "/app",
+                   "--config.user", "65532:65532"], None)]
+    else:
+        ba = ["buildah", "--root", str(work / "buildah" / "root"), "--runroot", str(work / "buildah" / "run"),
+              "--storage-driver", "vfs"]
+        steps = [(ba + ["from", "scratch"], "ctr"),
+                 (ba + ["copy", "{ctr}", str(binary), "/app"], None),
+                 (ba + ["config", "--entrypoint", '["/app"]', "--user", "65532:65532", "{ctr}"], None),
+                 (ba + ["commit", "-q", "--rm", "{ctr}", f"oci:{out}:app"], None)]
+    total, cpu, peak, vars_ = 0.0, 0.0, 0, {}  # type: ignore[var-annotated]
+    for cmd, capture in steps:
+        cmd = [c.format(**vars_) if "{" in c and not c.startswith("[") else c for c in cmd]
+        wall, c, kib, stdout = run(cmd, env, work / "rss.txt" if rss else None)
+        total += wall
+        cpu += c
+        peak = max(peak, kib)
+        if capture:
+            vars_[capture] = stdout.strip().splitlines()[-1]
+    if not (out / "index.json").is_file():
+        raise SystemExit(f"{tool} produced no layout at {out}")
+    return total, cpu, peak
+
+
+LIBRARY_SNIPPET = """
+import json, shutil, statistics, sys, time
+from kilobox.build import build
+binary, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+build(binaries=[binary], entrypoint="/app", output=f"oci:{out}-warm:app")
+ts = []
+for i in range(n):
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    build(binaries=[binary], entrypoint="/app", output=f"oci:{out}:app")
+    ts.append(time.perf_counter() - t)
+print(json.dumps(ts))
+"""
+
+
+def library_calls(binary: Path, work: Path, env: dict[str, str], n: int) -> list[float]:
+    """Seconds per ``kilobox.build()`` call in one warm process (imports already done)."""
+    p = subprocess.run([sys.executable, "-c", LIBRARY_SNIPPET, str(binary), str(work / "lib-out"), str(n)],
+                       env=env, capture_output=True, text=True, check=True)
+    import json
+    return json.loads(p.stdout)
+
+
+BREAKDOWN_SNIPPET = """
+import json, time
+t0 = time.perf_counter()
+import kilobox.cli, kilobox.oci, kilobox.formats, kilobox.copying, kilobox.formats.layout, kilobox.layers
+t1 = time.perf_counter()
+import kilobox.build, kilobox.build.config, kilobox.build.assemble, kilobox.build.report, kilobox.cli.build_cmd
+import kilobox.formats.memory, kilobox.build.elf
+t2 = time.perf_counter()
+import elftools.elf.elffile
+t3 = time.perf_counter()
+print(json.dumps([t1 - t0, t2 - t1, t3 - t2]))
+"""
+
+
+def breakdown(env: dict[str, str], n: int) -> dict[str, float]:
+    """Median seconds: interpreter start, shared imports, build imports, pyelftools (fresh processes)."""
+    import json
+    starts, parts = [], []
+    for _ in range(n):
+        starts.append(run([sys.executable, "-c", "pass"], env)[0])
+        parts.append(json.loads(subprocess.run([sys.executable, "-c", BREAKDOWN_SNIPPET], env=env, check=True,
+                                               capture_output=True, text=True).stdout))
+    med = [statistics.median(p[i] for p in parts) for i in range(3)]
+    return {"python -c pass (whole process)": statistics.median(starts),
+            "imports: model, CLI, formats, copy engine, layers": med[0],
+            "imports: kilobox.build (config, assemble, report, elf)": med[1],
+            "imports: pyelftools (ELF checks)": med[2]}
+
+
+def make_binary(work: Path) -> Path:
+    """A small static C binary, compiled with kilobox's toolchain (cached)."""
+    from kilobox.build.toolchain import Target, compile_sources
+    from kilobox.oci import Platform
+    src = work / "app.c"
+    src.write_text(SOURCE)
+    return compile_sources("c", [src], Target.from_platform(Platform.host()))
+
+
+def version(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def machine() -> str:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    load = os.getloadavg()
+    return (f"{platform.platform()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
+            f"{version(['umoci', '--version'])}, {version(['buildah', '--version'])}; "
+            f"load average at start {load[0]:.1f}")
+
+
+def fmt(v: list[float]) -> str:
+    return f"{min(v) * 1000:.1f} / {statistics.median(v) * 1000:.1f} / {max(v) * 1000:.1f}"
+
+
+def write_section(text: str) -> None:
+    start, end = f"<!-- bench:{NAME} -->", f"<!-- /bench:{NAME} -->"
+    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    if start in doc and end in doc:
+        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(doc)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--binary", type=Path, help="a static binary to package (default: a small C hello)")
+    ap.add_argument("--tools", default="kilobox,umoci,buildah")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = ap.parse_args()
+    tools = args.tools.split(",")
+    for t in tools[1:]:
+        if not shutil.which(t):
+            raise SystemExit(f"{t} is not installed (apt-get install -y {t})")
+    started = machine()
+    with tempfile.TemporaryDirectory(prefix="kb-bench-asm-") as tmp:
+        work = Path(tmp)
+        binary = (args.binary or make_binary(work)).resolve()
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env.update(PYTHONPYCACHEPREFIX=str(work / "pycache"), BUILDAH_ISOLATION="chroot",
+                   KILOBOX_CACHE=str(work / "store"))
+        samples: dict[str, list[float]] = {t: [] for t in tools}
+        cpus: dict[str, list[float]] = {t: [] for t in tools}
+        rss: dict[str, int] = {t: 0 for t in tools}
+        for _ in range(args.warmup):
+            for t in tools:
+                pipeline(t, binary, work, env)
+        for r in range(args.rounds):
+            order = tools[r % len(tools):] + tools[:r % len(tools)]
+            for t in order:
+                wall, cpu, _ = pipeline(t, binary, work, env)
+                samples[t].append(wall)
+                cpus[t].append(cpu)
+        for t in tools:  # memory: one more, untimed run under GNU time
+            rss[t] = pipeline(t, binary, work, env, rss=True)[2]
+        lib = library_calls(binary, work, env, args.rounds)
+        parts = breakdown(env, args.rounds)
+        size = binary.stat().st_size
+    base = samples[tools[0]]
+    lines = [f"## Image assembly from a prebuilt binary ({NAME})", "",
+             f"Machine: {started}.", "",
+             f"Reproduce: `.venv/bin/python benchmarks/assemble.py --rounds {args.rounds}`"
+             + (f" --binary {args.binary}" if args.binary else "") + ". "
+             f"One static binary ({size} bytes) into a fresh OCI layout with entrypoint `/app` and user "
+             "`65532:65532`; umoci: init, new, unpack, cp, repack, config; buildah (vfs, chroot isolation): "
+             "from scratch, copy, config, commit --rm. Whole processes, as a user runs them; "
+             f"{args.warmup} warm-up rounds, then {args.rounds} rounds in rotating order.", "",
+             "| pipeline | processes | wall ms min / median / max | CPU ms (user+sys) median | "
+             "peak RSS (largest process) | median wall ratio vs kilobox | median CPU ratio |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    nproc = {"kilobox": 1, "umoci": 6, "buildah": 4}
+    for t in tools:
+        ratio = statistics.median(s / k for s, k in zip(samples[t], base))
+        cratio = statistics.median(s / k for s, k in zip(cpus[t], cpus[tools[0]]))
+        lines.append(f"| {t} | {nproc.get(t, '?')} | {fmt(samples[t])} | {statistics.median(cpus[t]) * 1000:.1f} | "
+                     f"{rss[t] / 1024:.1f} MiB | {'1.00' if t == tools[0] else f'{ratio:.2f}×'} | "
+                     f"{'1.00' if t == tools[0] else f'{cratio:.2f}×'} |")
+    lines.append(f"| kilobox.build() in a warm process (library call, for reference) | 0 | {fmt(lib)} | - | - | - | - |")
+    goals = {"umoci": 2.0, "buildah": 10.0}
+    lines.append("")
+    for t, goal in goals.items():
+        if t in samples:
+            ratio = statistics.median(s / k for s, k in zip(samples[t], base))
+            speed = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
+            lines.append(f"- vs {t}: kilobox is {speed} (median of per-round wall-time ratios); goal ≥ {goal:g}× "
+                         f"faster: {'met' if ratio >= goal else 'NOT met'}.")
+    lines += ["", "Where a `kilobox build --binary` process spends its time (medians over fresh processes):", "",
+              "| part | ms |", "| --- | ---: |"]
+    lines += [f"| {k} | {v * 1000:.1f} |" for k, v in parts.items()]
+    lines.append(f"| the build itself, imports done (library call above) | {statistics.median(lib) * 1000:.1f} |")
+    need = [statistics.median(samples[t]) / g for t, g in (("umoci", 2), ("buildah", 10)) if t in samples]
+    if need:
+        fixed = sum(v for k, v in parts.items() if "pyelftools" not in k)
+        lines += ["", f"Reading: the goals need a whole `kilobox build` process in ≤ {min(need) * 1000:.0f} ms here; "
+                  f"starting Python and importing what the build needs takes {fixed * 1000:.0f} ms before any work "
+                  f"(+{parts['imports: pyelftools (ELF checks)'] * 1000:.0f} ms for pyelftools), and the assembly "
+                  f"itself {statistics.median(lib) * 1000:.0f} ms (including the layout sink's fsyncs). "
+                  "What would close part of the gap:",
+                  "",
+                  "- ELF checks from the headers with `struct` (as `kilobox.build.elf`'s pre-check already reads "
+                  "them) instead of pyelftools: the pyelftools line above.",
+                  "- The OCI layout sink fsyncs every blob, `index.json`, `oci-layout` and their directories "
+                  "(10 fsyncs for one image); umoci does none. Syncing once before `index.json` is replaced "
+                  "would keep the layout crash-safe.",
+                  "- Interpreter start plus the model's imports (typing, dataclasses/inspect, pathlib, hashlib, "
+                  "tempfile, argparse) stay: a CPython process cannot start and import that in the time the "
+                  "goals leave on this machine, so the goals are out of reach for a one-shot CLI run; "
+                  "as a library call (last row) assembly is far below both."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_write:
+        write_section(text)
+        print(f"wrote the {NAME} section of {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""kilobox run in the foreground, under crun and runc: output, exit codes, stdin, signals, overrides."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.runtime import parse_probe
+from tests.helpers.tools import kilobox
+
+pytestmark = pytest.mark.integration
+
+
+def _kilobox_popen(*args: str, **kw) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("kilobox")
+    return subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_hello_prints_ok(run_state, runtime_name, example_images):
+    r = kilobox("run", "--rm", "--runtime", runtime_name, example_images("hello"))
+    assert r.stdout == "ok\n"
+    assert r.returncode == 0
+    assert not (run_state / "containers").exists() or not any((run_state / "containers").iterdir())
+
+
+def test_hello_without_rm_is_listed_then_removed(run_state, example_images):
+    r = kilobox("run", "--name", "h1", example_images("hello"))
+    assert r.stdout == "ok\n"
+    ps = kilobox("ps").stdout
+    assert "h1" in ps and "exited (0)" in ps
+    assert kilobox("run", "--name", "h1", example_images("hello"), check=False).returncode == 125
+    kilobox("rm", "h1")
+    assert "h1" not in kilobox("ps", "-q").stdout
+
+
+@pytest.mark.parametrize("code", [0, 3, 42, 255])
+def test_exit_code_passes_through(run_state, runtime_name, probe_image, code):
+    r = kilobox("run", "--rm", "--runtime", runtime_name, probe_image, f"exit={code}", check=False)
+    assert r.returncode == code, r.stderr
+
+
+def test_args_env_workdir_entrypoint(run_state, probe_image):
+    r = kilobox("run", "--rm", "-e", "GREETING=hi there", "-e", "FROM_HOST", "-w", "/proc",
+                probe_image, "env=GREETING", "env=FROM_HOST", "env=PATH", "cwd", "args",
+                env={"FROM_HOST": "yes"})
+    got = parse_probe(r.stdout)
+    assert got["env.GREETING"] == "hi there"
+    assert got["env.FROM_HOST"] == "yes"
+    assert got["env.PATH"].startswith("/usr/local/sbin")
+    assert got["cwd"] == "/proc"
+    assert got["arg0"] == "/probe" and got["argc"] == "6"
+    r = kilobox("run", "--rm", "--entrypoint", "/probe", probe_image, "args")
+    assert parse_probe(r.stdout)["argc"] == "2"
+
+
+def test_stdin_and_stderr_pass_through(run_state, probe_image):
+    r = kilobox("run", "--rm", probe_image, "cat", input=b"line one\nline two\n")
+    assert r.stdout == "line one\nline two\n"
+    r = kilobox("run", "--rm", probe_image, "bogus-action", check=False)
+    assert r.returncode == 2 and "unknown=bogus-action" in r.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_are_forwarded(run_state, runtime_name, probe_image, sig):
+    p = _kilobox_popen("run", "--rm", "--runtime", runtime_name, probe_image, "trap", "pause")
+    try:
+        assert p.stdout.readline() == b"trap=ready\n"
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert out == f"signal={int(sig)}\n".encode()
+    assert p.returncode == 100 + int(sig), err
+
+
+def test_second_signal_kills_a_container_that_ignores_it(run_state, probe_image):
+    p = _kilobox_popen("run", "--rm", probe_image, "sleep=30000")
+    try:
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)      # pid 1 without a handler: ignored
+        time.sleep(0.3)
+        assert p.poll() is None
+        p.send_signal(signal.SIGTERM)      # the second one kills
+        p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 137
+
+
+def test_warm_run_reuses_rootfs_and_bundle(run_state, probe_image, tmp_path, monkeypatch):
+    from kilobox.store import Store
+    monkeypatch.setenv("KILOBOX_CACHE", str(tmp_path / "store"))
+    kilobox("run", "--rm", probe_image, "exit=0")
+    store = Store()
+    rootfs = set(os.listdir(store.area("rootfs")))
+    bundles = set(os.listdir(store.area("bundles")))
+    kilobox("run", "--rm", probe_image, "exit=0")
+    assert set(os.listdir(store.area("rootfs"))) == rootfs
+    assert set(os.listdir(store.area("bundles"))) == bundles
+    kilobox("run", "--rm", "-e", "X=1", probe_image, "exit=0")       # new options: new bundle, same rootfs
+    assert set(os.listdir(store.area("rootfs"))) == rootfs
+    assert len(set(os.listdir(store.area("bundles"))) - bundles) == 1
+    assert len(rootfs) == 1
+
+
+def test_generated_configs_validate_against_the_runtime_spec(run_state, probe_image):
+    import json
+    from kilobox.store import Store
+    from tests.helpers.schemas import validate_runtime_config
+    kilobox("run", "--rm", "--network", "host", "--read-write", "--tmpfs", "/tmp", "--cap-add", "NET_RAW",
+            "-m", "64m", "--pids-limit", "30", "--cpus", "0.5", probe_image, "exit=0")
+    n = 0
+    for cfg in Store().area("bundles").glob("*/config.json"):
+        validate_runtime_config(json.loads(cfg.read_text()))
+        n += 1
+    assert n >= 1

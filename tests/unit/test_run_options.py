@@ -1,0 +1,72 @@
+"""Run options: parsing and validation of user input (hostile input included)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as s
+
+from kilobox.errors import UsageError
+from kilobox.run.options import check_name, make_options, parse_env, parse_size, parse_tmpfs
+
+
+@pytest.mark.parametrize("text, n", [("64m", 64 << 20), ("1g", 1 << 30), ("1GiB", 1 << 30), ("2097152", 2 << 20),
+                                     ("1.5m", int(1.5 * (1 << 20))), ("512 MB", 512 << 20)])
+def test_sizes(text, n):
+    assert parse_size(text) == n
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-1m", "1x", "1k", "m", "1e9", "\0"])
+def test_bad_sizes(text):
+    with pytest.raises(UsageError):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("name", ["", "-x", ".x", "a/b", "a b", "x" * 64, "../x", "a\0"])
+def test_bad_names(name):
+    with pytest.raises(UsageError):
+        check_name(name)
+
+
+def test_good_names():
+    assert check_name("web-1.a_b") == "web-1.a_b"
+
+
+def test_env_forms():
+    assert parse_env(["A=1", "B", "C"], {"B": "2"}) == ("A=1", "B=2")
+    for bad in ["=x", "1A=2", "A B=1", "A\0=1", "A=\0"]:
+        with pytest.raises(UsageError):
+            parse_env([bad], {})
+
+
+@pytest.mark.parametrize("item", ["tmp", "/", "/a/../b", "/tmp:size=1m;rm", "/tmp:a b", "/x\0"])
+def test_bad_tmpfs(item):
+    with pytest.raises(UsageError):
+        parse_tmpfs(item)
+
+
+@pytest.mark.parametrize("kw", [{"network": "bridge"}, {"workdir": "rel"}, {"pids_limit": 0}, {"cpus": "x"},
+                                {"cpus": "0"}, {"cap_add": ["CAP_NOPE"]}, {"user": ""}, {"user": "a:b:c"},
+                                {"hostname": "a b"}, {"seccomp": "/etc/x.json"}])
+def test_bad_options(kw):
+    with pytest.raises(UsageError):
+        make_options(**kw)
+
+
+def test_options_key_differs_per_option():
+    a, b = make_options(), make_options(env=["A=1"])
+    assert a.key() != b.key()
+    assert a.key() == make_options().key()
+    assert make_options(cap_add=["net_raw", "CAP_CHOWN"]).cap_add == ("CAP_CHOWN", "CAP_NET_RAW")
+
+
+@given(s.text(max_size=40))
+def test_parsers_never_crash(text):
+    for fn in (parse_size, check_name, parse_tmpfs):
+        try:
+            fn(text)
+        except UsageError:
+            pass
+    try:
+        parse_env([text], {})
+    except UsageError:
+        pass

@@ -1,0 +1,49 @@
+"""Container state: names are claimed atomically, liveness checks survive pid reuse."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from kilobox.errors import NotFound, RunError
+from kilobox.run import state as st
+
+
+def test_claim_and_clash(tmp_path):
+    name, d = st.claim("web", tmp_path)
+    assert name == "web" and os.path.isdir(d)
+    with pytest.raises(RunError, match="already in use"):
+        st.claim("web", tmp_path)
+    auto = {st.claim(None, tmp_path)[0] for _ in range(20)}
+    assert len(auto) == 20 and all(n.startswith("kb-") for n in auto)
+
+
+def test_load_unknown_and_traversal(tmp_path):
+    for bad in ("nope", "../x", "", ".hidden"):
+        with pytest.raises(NotFound):
+            st.load(bad, tmp_path)
+
+
+def test_status_and_exit(tmp_path):
+    name, d = st.claim("a", tmp_path)
+    st.write_json(os.path.join(d, "state.json"), {"name": name, "runtime_pid": None})
+    doc = st.load(name, tmp_path)
+    assert st.status(doc) == ("created", None)
+    doc["runtime_pid"], doc["runtime_started"] = os.getpid(), st.start_time(os.getpid())
+    assert st.status(doc) == ("running", None)
+    doc["runtime_started"] = 1          # same pid, another process: not ours
+    assert st.status(doc) == ("dead", None)
+    st.write_exit(d, 3)
+    assert st.status(doc) == ("exited", 3)
+    assert [c["name"] for c in st.iter_containers(tmp_path)] == ["a"]
+    st.remove_dir(d)
+    assert list(st.iter_containers(tmp_path)) == []
+
+
+def test_corrupt_state_is_an_error(tmp_path):
+    _, d = st.claim("b", tmp_path)
+    open(os.path.join(d, "state.json"), "w").write("{not json")
+    with pytest.raises(RunError, match="unreadable"):
+        st.load("b", tmp_path)
+    assert list(st.iter_containers(tmp_path)) == []
