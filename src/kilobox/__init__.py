@@ -15,7 +15,6 @@ Submodules are imported on first use, so ``import kilobox`` stays cheap.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 __version__ = "0.1.0"
 
@@ -43,7 +42,7 @@ _API = {
 __all__ = sorted(_API) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     target = _API.get(name)
     if target is None:
         raise AttributeError(f"module 'kilobox' has no attribute {name!r}")

@@ -371,3 +371,15 @@ def test_schema1_is_refused_clearly(hostile_registry: HostileRegistry) -> None:
     hostile_registry.route("GET", "/v2/r/manifests/t", Reply(200, body))
     with pytest.raises(ManifestError, match="schema 1"):
         _src(hostile_registry).root()
+
+
+def test_closing_put_retried_after_503(hostile_registry: HostileRegistry, no_sleep: list[float]) -> None:
+    import io
+    from kilobox.oci import Descriptor
+    h = hostile_registry
+    data = b"x" * 100
+    desc = Descriptor.for_bytes(mt.OCI_LAYER, data)
+    h.route("POST", "/v2/r/blobs/uploads/", Reply(202, headers={"Location": "/up/a"}))
+    h.route("PUT", "/up/a", Reply(503), Reply(201))
+    RegistrySink(Reference.parse(f"{h.host}/r:t"), Options()).write_blob(desc, io.BytesIO(data))
+    assert h.count("PUT", "/up/a") == 2 and len(no_sleep) == 1

@@ -112,3 +112,19 @@ def test_skopeo_with_basic_auth(registry_basic) -> None:
                              f"--creds={registry_basic.username}:{registry_basic.password}",
                              f"docker://{registry_basic.ref('sec/x:1')}"))
     assert info["Digest"] == str(root.digest)
+
+
+def test_docker_schema2_written_by_skopeo(registry, tmp_path: Path) -> None:
+    """skopeo converts to Docker schema 2 on the way; kilobox reads the Docker types unchanged."""
+    import hashlib
+    from kilobox.oci import mediatypes as mt
+    img = MemImage()
+    img.add_image(layers=1, size=1000, seed=11)
+    push(img, registry.ref("demo/oci:1"))
+    skopeo("copy", "-q", "--format", "v2s2", "--src-tls-verify=false", "--dest-tls-verify=false",
+           f"docker://{registry.ref('demo/oci:1')}", f"docker://{registry.ref('demo/v2s2:1')}")
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry.ref('demo/v2s2:1')}").encode()
+    back = pull(registry.ref("demo/v2s2:1"))
+    assert back.root.media_type == mt.DOCKER_MANIFEST
+    assert str(back.root.digest) == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert back.blobs[back.root.digest] == raw

@@ -49,7 +49,7 @@ def _probe(image, *args, runtime="crun", extra=()):
 def test_default_isolation(run_state, runtime_name, probe_image, host_port):
     got = _probe(probe_image, "report", f"hostpid={os.getpid()}", "write=/x", "write=/probe",
                  f"connect=127.0.0.1:{host_port}", "read=/proc/kcore", "write=/proc/sys/kernel/hostname",
-                 "setuid", runtime=runtime_name)
+                 "setuid", "iouring", runtime=runtime_name)
     assert got["uid"] == "65532" and got["gid"] == "65532" and got["euid"] == "65532"
     assert got["capeff"] == "0000000000000000"
     assert got["capprm"] == "0000000000000000"
@@ -63,6 +63,18 @@ def test_default_isolation(run_state, runtime_name, probe_image, host_port):
     assert got["read"] != "ok:"                  # /proc/kcore is masked
     assert got["setuid"] == "EPERM"
     assert got["hostname"] == "kilobox"
+    assert got["iouring"] == "ENOSYS"             # not on the allow-list: blocked by seccomp
+
+
+def test_crun_uses_the_precompiled_filter(run_state, probe_image):
+    import json
+    from kilobox.store import Store
+    from kilobox.run.seccomp import CRUN_BPF_ANNOTATION
+    got = _probe(probe_image, "report", "iouring", runtime="crun")
+    assert got["seccomp"] == "2" and got["iouring"] == "ENOSYS"
+    annotated = [json.loads(c.read_text())["annotations"].get(CRUN_BPF_ANNOTATION)
+                 for c in Store().area("bundles").glob("*/config.json")]
+    assert any(annotated)
 
 
 def test_network_host_reaches_the_host(run_state, probe_image, host_port):
@@ -99,7 +111,8 @@ def test_read_write_and_tmpfs_keep_the_shared_rootfs_pristine(run_state, runtime
 
 
 def test_seccomp_unconfined_is_explicit(run_state, probe_image):
-    assert _probe(probe_image, "report", extra=("--seccomp", "unconfined"))["seccomp"] == "0"
+    got = _probe(probe_image, "report", "iouring", extra=("--seccomp", "unconfined"))
+    assert got["seccomp"] == "0" and got["iouring"] != "ENOSYS"
 
 
 def test_no_mounts_leak(run_state, probe_image):

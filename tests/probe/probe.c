@@ -17,6 +17,7 @@
  *   serve=PORT        answer HTTP GET with 200 "ok\n" on 0.0.0.0:PORT until SIGTERM (then exit 0)
  *   exit=N            exit with status N
  *   setuid            setuid(0)=ok|<errno>  (should fail without privileges)
+ *   iouring           iouring=<errno> of io_uring_setup(0, NULL): ENOSYS under the default seccomp profile
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +40,7 @@ static const char *ename(int e) {
     case ENETUNREACH: return "ENETUNREACH"; case ETIMEDOUT: return "ETIMEDOUT";
     case EHOSTUNREACH: return "EHOSTUNREACH"; case ENOSYS: return "ENOSYS";
     case EEXIST: return "EEXIST"; case ENOTDIR: return "ENOTDIR"; case ELOOP: return "ELOOP";
+    case EINVAL: return "EINVAL"; case EFAULT: return "EFAULT";
     default: return "EOTHER";
     }
 }
@@ -185,6 +188,9 @@ int main(int argc, char **argv) {
             return serve(atoi(a + 6));
         } else if (!strncmp(a, "exit=", 5)) {
             return atoi(a + 5);
+        } else if (!strcmp(a, "iouring")) {
+            long r = syscall(425 /* io_uring_setup on x86_64 */, 0, 0);
+            printf("iouring=%s\n", r == 0 ? "ok" : ename(errno));
         } else if (!strcmp(a, "setuid")) {
             printf("setuid=%s\n", setuid(0) == 0 ? "ok" : ename(errno));
         } else {

@@ -28,7 +28,7 @@ _MAX_RUST_ZLIB = 8 << 20
 _MAX_GO_MODINFO = 4 << 20
 
 #: sections that hold the strings program signatures are made of
-_STRING_SECTIONS = {b".rodata", b".dynstr", b".data", b".data.rel.ro", b".rdata", b".strtab", b".dynsym"}
+_STRING_SECTIONS = {b".rodata", b".dynstr", b".data", b".data.rel.ro", b".rdata", b".strtab"}
 
 MACHINES = {3: "386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm", 62: "amd64",
             183: "arm64", 243: "riscv64", 258: "loong64"}
@@ -73,6 +73,7 @@ class ElfFacts:
     rust_deps: list[dict] = field(default_factory=list)
     string_regions: list[tuple[int, int]] = field(default_factory=list, repr=False)  # (offset, size) of string sections
     truncated: bool = False         # something did not add up
+    loads: list[tuple[int, int, int]] = field(default_factory=list, repr=False)  # PT_LOAD (vaddr, offset, size)
 
     @property
     def dynamic(self) -> bool:
@@ -172,7 +173,7 @@ def _parse_segments(r: Readable, f: ElfFacts, head: bytes, cls: int, e: str) -> 
             f.interp = _cstr(r, off, min(filesz, _MAX_STR))
         elif ptype == 2:
             dyn = (off, filesz)
-    f._loads = loads  # type: ignore[attr-defined]
+    f.loads = loads
     if dyn is None:
         return
     off, size = dyn
@@ -300,7 +301,7 @@ def _parse_go(r: Readable, f: ElfFacts, off: int, e: str) -> None:
             return
         be = ">" if flags & 1 else "<"
         fmt = be + ("Q" if ptrsize == 8 else "I")
-        loads = getattr(f, "_loads", [])
+        loads = f.loads
 
         def gostr(ptr_addr: int) -> bytes:
             o = _vaddr_to_offset(loads, ptr_addr)

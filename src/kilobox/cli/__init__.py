@@ -100,6 +100,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--version":  # the fast path: no command module is imported
+        print(f"kilobox {__version__}")
+        return 0
     debug = "--debug" in argv or os.environ.get("KILOBOX_DEBUG") == "1"
     only = next((a for a in argv if not a.startswith("-")), None)
     only = only if only in COMMANDS else None

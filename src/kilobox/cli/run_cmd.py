@@ -64,4 +64,11 @@ def run(args: argparse.Namespace) -> int:
     if args.detach:
         print(r.name)
         return 0
-    return int(r.exit_code or 0)
+    code = int(r.exit_code or 0)
+    if os.path.basename(sys.argv[0]) in ("kilobox", "__main__.py"):
+        # the real CLI: the container is gone and nothing is left to clean up; skip the
+        # interpreter's teardown (several ms of a ~50 ms run)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -151,9 +151,11 @@ def make_bundle(rootfs: Any, image_cfg: dict[str, Any], opts: RunOptions, *, ima
                        hint="move the store: set KILOBOX_CACHE to a plain path")
     caps = opts.cap_add
     seccomp = oci_profile(caps) if opts.seccomp == "default" else None
+    annotations = {"org.kilobox.image": image[:512], **({"org.kilobox.digest": digest} if digest else {})}
+    if seccomp is not None:
+        annotations.update(_precompiled_seccomp(seccomp, store))
     config = spec.runtime_config(argv=argv, env=env, cwd=cwd, uid=uid, gid=gid, gids=gids, opts=opts,
-                                 seccomp=seccomp, annotations={"org.kilobox.image": image[:512],
-                                                               **({"org.kilobox.digest": digest} if digest else {})})
+                                 seccomp=seccomp, annotations=annotations)
     meta = {"v": META_VERSION, "dir": str(bdir), "rootfs": str(rootfs), "overlay": overlay, "mkdirs": mkdirs,
             "has_limits": opts.has_limits, "image": image, "digest": digest, "argv": argv,
             "user": f"{uid}:{gid}", "network": opts.network}
@@ -178,6 +180,20 @@ def make_bundle(rootfs: Any, image_cfg: dict[str, Any], opts: RunOptions, *, ima
             _rmtree(tmp)
         raise
     return meta
+
+
+def _precompiled_seccomp(section: dict[str, Any], store: Any) -> dict[str, str]:
+    """crun's annotation with the filter compiled once (runc and youki ignore it and compile)."""
+    from .runtimes import which
+    from .seccomp import CRUN_BPF_ANNOTATION, crun_bpf
+    crun = which("crun")
+    if not crun or os.geteuid() != 0:
+        return {}
+    bpf = crun_bpf(section, crun, store.area("seccomp"))
+    if not bpf:
+        return {}
+    import base64
+    return {CRUN_BPF_ANNOTATION: base64.b64encode(bpf).decode()}
 
 
 def local_image(location: str, *, platform: str | None = None, options: Any = None, store: Any = None,

@@ -50,13 +50,14 @@ def _plan(meta: dict[str, Any], name: str, cdir: str, runtime: str | None) -> tu
 
 
 def _record(cdir: str, meta: dict[str, Any], name: str, ln: Launch, *, detached: bool, remove: bool,
-            engine: str = "") -> dict[str, Any]:
+            engine: str = "", write: bool = True) -> dict[str, Any]:
     doc = {"name": name, "image": meta.get("image", ""), "digest": meta.get("digest", ""),
            "bundle": meta.get("dir", ""), "argv": meta.get("argv", []), "runtime": ln.runtime.name if ln else engine,
            "runtime_path": ln.runtime.path if ln else "", "runtime_root": ln.argv[2] if ln else "",
            "created": time.time(), "detached": detached, "rm": remove, "engine": engine,
            "runtime_pid": None, "runtime_started": None}
-    st.write_json(os.path.join(cdir, "state.json"), doc)
+    if write:
+        st.write_json(os.path.join(cdir, "state.json"), doc)
     doc["_dir"] = cdir
     return doc
 
@@ -77,7 +78,7 @@ def run_foreground(meta: dict[str, Any], *, name: str | None = None, remove: boo
     name, cdir = st.claim(name)
     try:
         ln, mounts = _plan(meta, name, cdir, runtime)
-        doc = _record(cdir, meta, name, ln, detached=False, remove=remove)
+        doc = _record(cdir, meta, name, ln, detached=False, remove=remove, write=False)
     except BaseException:
         st.remove_dir(cdir)
         raise

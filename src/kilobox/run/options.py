@@ -12,7 +12,7 @@ from typing import NamedTuple
 from ..errors import UsageError
 
 #: bump when the generated runtime config changes shape (invalidates cached bundles)
-SPEC_REVISION = "3"
+SPEC_REVISION = "4"
 
 NETWORKS = ("none", "host")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

@@ -87,3 +87,91 @@ def oci_profile(caps: tuple[str, ...] | frozenset[str] = (), machine: str | None
         rules.append(r)
     out["syscalls"] = rules
     return out
+
+
+# -- precompiled filters for crun ------------------------------------------------------
+#: crun annotation carrying a ready BPF program (base64): crun then skips compiling the
+#: profile with libseccomp on every start (~10 ms of a ~25 ms start on this class of host)
+CRUN_BPF_ANNOTATION = "run.oci.seccomp_bpf_data"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def crun_bpf(section: dict[str, Any], crun: str, cache_dir: Path) -> bytes | None:
+    """The BPF program crun compiles from *section*, compiled once by crun itself and cached.
+
+    crun is asked to ``create`` (never start) a throwaway container with this
+    profile in a scratch bundle; the ``seccomp.bpf`` it writes is exactly what
+    it would load, byte for byte. Returns None if that fails (crun then compiles
+    at each start, as usual).
+    """
+    import hashlib
+    import os
+    try:
+        st = os.stat(crun)
+    except OSError:
+        return None
+    key = hashlib.sha256(json.dumps([section, os.path.realpath(crun), st.st_size, st.st_mtime_ns,
+                                     os.uname().release, os.uname().machine], sort_keys=True).encode()).hexdigest()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached = cache_dir / f"{key[:40]}.bpf"
+    if cached.is_file():
+        data = cached.read_bytes()
+        return data if data and len(data) % 8 == 0 else None
+    import tempfile
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix="harvest.") as tmp:
+        data = _harvest(section, crun, Path(tmp))
+    if data:
+        part = cached.with_name(cached.name + f".{os.getpid()}.tmp")
+        part.write_bytes(data)
+        os.replace(part, cached)
+    return data
+
+
+def _harvest(section: dict[str, Any], crun: str, d: Path) -> bytes | None:
+    import os
+    from .ns import Mounts, _lib, spawn
+    from .runtimes import cgroup_mode
+    rootfs = d / "rootfs"
+    for sub in ("dev", "proc"):
+        (rootfs / sub).mkdir(parents=True)
+    (rootfs / "true").write_bytes(b"")
+    os.chmod(rootfs / "true", 0o755)
+    cfg = {"ociVersion": "1.0.2",
+           "process": {"args": ["/true"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "terminal": False,
+                       "noNewPrivileges": True},
+           "root": {"path": "rootfs"}, "mounts": [],
+           "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}], "seccomp": section}}
+    (d / "config.json").write_text(json.dumps(cfg))
+    root, out, cid = d / "root", d / "out.bpf", "kilobox-seccomp"
+    mounts = Mounts(rootfs="", target="", cgroup_fix="cgroup2") if cgroup_mode() == "hybrid" else None
+    glob = [crun, "--root", str(root), "--cgroup-manager=disabled"]
+    lib, _ctypes = _lib()
+    pid = os.fork()
+    if pid == 0:   # helper: a subreaper, so the created (never started) init is reaped here
+        code = 1
+        try:
+            lib.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            null = os.open(os.devnull, os.O_RDWR)
+            p = spawn(glob + ["create", "--bundle", str(d), cid], mounts, stdin=null, stdout=null, stderr=null)
+            os.waitpid(p, 0)
+            try:
+                out.write_bytes((root / cid / "seccomp.bpf").read_bytes())
+                code = 0
+            except OSError:
+                pass
+            p = spawn(glob + ["delete", "--force", cid], mounts, stdin=null, stdout=null, stderr=null)
+            os.waitpid(p, 0)
+            while True:
+                try:
+                    os.waitpid(-1, 0)
+                except ChildProcessError:
+                    break
+        except BaseException:  # noqa: BLE001
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not out.is_file():
+        return None
+    data = out.read_bytes()
+    return data if data and len(data) % 8 == 0 else None

@@ -136,6 +136,9 @@ def render_text(r: SlimReport, *, limit: int = 12) -> str:
     for i, at in enumerate(r.attempts, 1):
         state = "ok" if at.ok else "FAILED"
         lines.append(f"  slim image   attempt {i}: probe {state}: {at.detail} ({at.seconds:.2f}s)")
+        said = [ln for ln in at.output.splitlines() if ln.strip()][-1:] if not at.ok else []
+        if said:
+            lines.append(f"               container said: {said[0][:200]}")
         if at.missing:
             lines.append(f"               missing (ENOENT, present in the fat image): {', '.join(at.missing[:10])}"
                          + (" …" if len(at.missing) > 10 else ""))

@@ -127,7 +127,7 @@ class Response:
         if not v:
             return None
         if not v.isdigit() or len(v) > 19:
-            raise RegistryError(f"{self.method} {_path(self.url)}: invalid Content-Length {v[:40]!r}")
+            raise RegistryError(f"{self.method} {_where(self.url)}: invalid Content-Length {v[:40]!r}")
         return int(v)
 
     def read(self, n: int = -1) -> bytes:
@@ -135,16 +135,16 @@ class Response:
             data = self.raw.read() if n is None or n < 0 else self.raw.read(n)
         except _RETRY_EXC as e:
             self._drop()
-            raise RegistryError(f"{self.method} {_path(self.url)}: connection lost while reading ({_exc(e)})",
+            raise RegistryError(f"{self.method} {_where(self.url)}: connection lost while reading ({_exc(e)})",
                                 retryable=True) from None
         except (http.client.HTTPException, ValueError) as e:
             self._drop()
-            raise RegistryError(f"{self.method} {_path(self.url)}: malformed response body ({_exc(e)[:120]})",
+            raise RegistryError(f"{self.method} {_where(self.url)}: malformed response body ({_exc(e)[:120]})",
                                 retryable=True) from None
         if not data and n != 0 and self.raw.length:     # http.client: EOF before Content-Length
             missing = self.raw.length
             self._drop()
-            raise RegistryError(f"{self.method} {_path(self.url)}: connection closed {missing} bytes before "
+            raise RegistryError(f"{self.method} {_where(self.url)}: connection closed {missing} bytes before "
                                 f"the announced end", retryable=True)
         if self.raw.isclosed():
             self._release()
@@ -160,11 +160,11 @@ class Response:
         if exact is not None and cl is not None and cl != exact:
             self._drop()
             raise DigestMismatch(f"{what}: the registry announces {cl} bytes, the descriptor {exact} "
-                                 f"({self.method} {_path(self.url)})")
+                                 f"({self.method} {_where(self.url)})")
         if cl is not None and cl > limit:
             self._drop()
             raise ManifestError(f"{what}: the registry announces {cl} bytes, over the {limit} byte limit "
-                                f"({self.method} {_path(self.url)})")
+                                f"({self.method} {_where(self.url)})")
         chunks: list[bytes] = []
         n = 0
         while True:
@@ -175,7 +175,7 @@ class Response:
             n += len(c)
             if n > limit:
                 self._drop()
-                raise ManifestError(f"{what}: more than {limit} bytes ({self.method} {_path(self.url)})")
+                raise ManifestError(f"{what}: more than {limit} bytes ({self.method} {_where(self.url)})")
         return b"".join(chunks)
 
     def close(self) -> None:
@@ -216,8 +216,14 @@ class Response:
 
 
 def _path(url: str) -> str:
+    """Path and query: the request target."""
     u = urlsplit(url)
     return u.path + (f"?{u.query}" if u.query else "")
+
+
+def _where(url: str) -> str:
+    """The path for messages (no query: upload URLs carry long state tokens)."""
+    return urlsplit(url).path[:200]
 
 
 def _exc(e: BaseException) -> str:
@@ -292,8 +298,8 @@ class RegistryClient:
         ``follow`` follows redirects (GET/HEAD of blobs), dropping credentials
         when the redirect leaves this host. ``auth=False`` sends no credentials
         and returns a 401 like any other status (the probe, token requests).
-        ``idempotent=False`` (PATCH of an upload chunk) retries refusals but not
-        lost connections, whose effect on the server is unknown.
+        ``idempotent=False`` (PATCH of an upload chunk) is never sent twice after a
+        lost connection, not even on a stale pooled one: its effect is unknown.
         """
         ok = frozenset(ok)
         scopes = tuple(scopes)
@@ -312,17 +318,17 @@ class RegistryClient:
                 attempt += 1
                 timeouts += isinstance(e, TimeoutError)
                 if not retry or not idempotent or attempt >= MAX_TRIES or timeouts > 1:
-                    raise RegistryError(f"{method} {_path(url)} on {ep.netloc}: connection failed ({_exc(e)}) "
+                    raise RegistryError(f"{method} {_where(url)} on {ep.netloc}: connection failed ({_exc(e)}) "
                                         f"after {attempt} {'try' if attempt == 1 else 'tries'}", retryable=True,
                                         hint="the registry may be overloaded; try again") from None
                 self.sleep(backoff_delay(attempt - 1))
                 continue
             except http.client.HTTPException as e:
-                raise RegistryError(f"{method} {_path(url)} on {ep.netloc}: not a valid HTTP response "
+                raise RegistryError(f"{method} {_where(url)} on {ep.netloc}: not a valid HTTP response "
                                     f"({_exc(e)[:120]})", hint="is this an OCI registry?") from None
             except OSError as e:
                 tls = type(e).__name__.startswith("SSL")
-                raise RegistryError(f"{method} {_path(url)}: cannot connect to {ep.netloc} ({_exc(e)})",
+                raise RegistryError(f"{method} {_where(url)}: cannot connect to {ep.netloc} ({_exc(e)})",
                                     hint=("a registry without TLS needs --insecure HOST" if tls else
                                           "is the registry running? is the host name right?")) from None
             st = resp.status
@@ -330,7 +336,7 @@ class RegistryClient:
                 resp.close()
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
-                    raise RegistryError(f"{method} {_path(url)}: more than {MAX_REDIRECTS} redirects")
+                    raise RegistryError(f"{method} {_where(url)}: more than {MAX_REDIRECTS} redirects")
                 url = urljoin(url, resp.header("Location"))
                 continue
             if st == 401 and same_host and not reauthed:
@@ -384,7 +390,7 @@ class RegistryClient:
     def error(self, resp: Response, body: bytes, what: str = "") -> RegistryError | NotFound:
         """The exception for a refused request."""
         codes, msg = parse_error_body(body) if body else ((), "")
-        where = f"{resp.method} {_path(resp.url).split('?')[0]} on {urlsplit(resp.url).netloc}"
+        where = f"{resp.method} {_where(resp.url)} on {urlsplit(resp.url).netloc}"
         head = f"{what}: " if what else ""
         detail = f"{resp.status} {resp.reason}".strip()
         if codes:
