@@ -4,7 +4,7 @@
 returns ``{"token": JWT, "access_token": JWT, "expires_in": 300}``. The JWT is
 signed RS256 with a key whose self-signed certificate the registry trusts
 (``rootcertbundle``); the header names the key by its libtrust key id (``kid``),
-which is how distribution finds it. Users: ``{name: (password, allowed actions)}``.
+which is how distribution finds it. Users: ``{name: (password, allowed actions[, repositories])}``.
 Every request is counted (``requests``, ``scopes_seen``) so tests can prove caching.
 """
 
@@ -40,7 +40,7 @@ class TokenIssuer:
     """Keys, certificate and a threading HTTP server on 127.0.0.1."""
 
     directory: Path
-    users: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    users: dict[str, tuple] = field(default_factory=dict)
     anonymous_actions: tuple[str, ...] = ()
     ttl: int = 300
     requests: int = 0
@@ -81,12 +81,16 @@ class TokenIssuer:
         return f"{signing_input}.{_b64url(sig)}"
 
     def grant(self, user: str | None, scopes: list[str]) -> str:
-        allowed = self.users[user][1] if user else self.anonymous_actions
+        entry = self.users[user] if user else ("", self.anonymous_actions)
+        allowed = entry[1]
+        repos = entry[2] if len(entry) > 2 else None          # type: ignore[misc]
         access = []
         for sc in scopes:
             typ, _, rest = sc.partition(":")
             name, _, actions = rest.rpartition(":")
             ok = [a for a in actions.split(",") if a in allowed]
+            if repos is not None and name not in repos:
+                ok = []
             if typ == "repository" and name and ok:
                 access.append({"type": "repository", "name": name, "actions": ok})
         now = int(time.time())

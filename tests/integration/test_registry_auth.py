@@ -143,3 +143,14 @@ def test_bearer_from_docker_config(registry_token, tmp_path: Path) -> None:
                                                                "password": registry_token.password}}}))
     push(registry_token.ref("tok/cfg:1"), Options(docker_config=str(cfg)))
     assert registry_token.issuer.requests == 1
+
+
+def test_mount_without_access_to_the_source_falls_back(registry_token) -> None:
+    """A user who may not read the source repository: the refused mount is no error, the blob goes up."""
+    registry_token.issuer.users["limited"] = ("l", ("pull", "push"), ("tok/public",))
+    opts = Options(username=registry_token.username, password=registry_token.password)
+    push(registry_token.ref("tok/secret:1"), opts)
+    limited = Options(username="limited", password="l", extra={"mount_from": "tok/secret"})
+    sink = push(registry_token.ref("tok/public:1"), limited)          # the same blobs as tok/secret
+    assert sink.stats["mounted"] == 0 and sink.stats["uploaded"] == 2
+    assert pull(registry_token.ref("tok/public:1"), limited).root is not None

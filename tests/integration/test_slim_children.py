@@ -38,3 +38,17 @@ def test_cgi_children_are_traced(slim_cgi_image: FatImage, tmp_path: Path, runti
     finally:
         kilobox("stop", name, check=False)
         kilobox("rm", "-f", name, check=False)
+
+
+def test_run_options_reach_the_trace_and_the_rules(slim_cgi_image: FatImage, tmp_path: Path):
+    """--user and -e are applied to the traced run as kilobox run applies them; $TZ brings its zone file."""
+    need("strace")
+    fat = slim_cgi_image
+    url = f"http://127.0.0.1:{fat.port}/cgi-bin/hello"
+    out = kilobox("slim", fat.location, "-o", f"oci:{tmp_path / 'slim'}:cgi", "--probe", url, "--network", "host",
+                  "--user", "65534:65534", "-e", "TZ=Europe/Paris", "--no-audit", "--json")
+    d = json.loads(out.stdout)
+    assert d["ok"] and d["audit"] == {}
+    kept = {k["path"]: k for k in d["kept"]}
+    assert kept["/usr/share/zoneinfo/Europe/Paris"]["reason"] == "rule: zoneinfo for $TZ"
+    assert kept["/etc/passwd"]["category"] == "rule"

@@ -242,3 +242,23 @@ def test_100k_entry_layer_in_bounded_memory():
     assert out["entries"] == 100_000 and out["setuid"] == 100
     # interpreter + kilobox ~35 MB; per-entry metadata ~0.5 KB; layer content never held
     assert out["maxrss_kb"] < 200 * 1024, out
+
+
+@pytest.mark.parametrize("name", sorted(__import__("tests.helpers.hostile", fromlist=["corpus"]).corpus()))
+def test_core_hostile_corpus(name):
+    """Every hostile layer of the core's corpus: a clean LayerError, or a report that stays inside the image."""
+    from kilobox.audit import build_report
+    from kilobox.errors import KiloboxError
+    from tests.helpers.hostile import corpus
+    blob = corpus()[name]
+    try:
+        s = scan_of(blob)
+    except KiloboxError as e:
+        assert isinstance(e, LayerError), (name, type(e), e)
+        return
+    r = build_report(s)
+    for path in s.entries:
+        assert path.startswith("/") and "/../" not in path + "/"
+        t = s.resolve(path)
+        assert t is None or t.path in s.entries
+    assert r.summary["grade"] in "ABCDEF"

@@ -21,7 +21,7 @@ def test_bad_sizes(text):
         parse_size(text)
 
 
-@pytest.mark.parametrize("name", ["", "-x", ".x", "a/b", "a b", "x" * 64, "../x", "a\0"])
+@pytest.mark.parametrize("name", ["", "-x", ".x", "a/b", "a b", "x" * 64, "../x", "a\0", "web\n", "w\u00e9b"])
 def test_bad_names(name):
     with pytest.raises(UsageError):
         check_name(name)
@@ -33,7 +33,7 @@ def test_good_names():
 
 def test_env_forms():
     assert parse_env(["A=1", "B", "C"], {"B": "2"}) == ("A=1", "B=2")
-    for bad in ["=x", "1A=2", "A B=1", "A\0=1", "A=\0"]:
+    for bad in ["=x", "1A=2", "A B=1", "A\0=1", "A=\0", "A\n=1"]:
         with pytest.raises(UsageError):
             parse_env([bad], {})
 

@@ -92,6 +92,14 @@ def test_plan_keeps_chains_and_skips_mounted_dirs(root):
     assert plan.exclude(["/usr/share/doc/**"]) == ["/usr/share/doc/pkg/README"]
 
 
+def test_symlink_into_a_runtime_filesystem_is_kept(root):
+    os.symlink("../proc/self/mounts", root / "etc/mtab")
+    os.symlink("/nowhere/at/all", root / "etc/dangling")
+    plan = Plan(root)
+    plan.add_trace(Trace(found={"/etc/mtab", "/etc/dangling"}))
+    assert plan.kept["/etc/mtab"].category == "runtime" and "/etc/dangling" not in plan.kept
+
+
 def test_globs_through_symlinked_dirs_and_never_outside(root):
     assert glob_base("/usr/share/zoneinfo/**") == "/usr/share/zoneinfo"
     assert glob_base("/a/b*/c") == "/a"

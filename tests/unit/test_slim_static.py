@@ -32,6 +32,12 @@ def test_resolve_absolute_symlink_stays_inside_root(tmp_path):
     assert rootpath.resolve(tmp_path, "/usr/bin/evil")[0] is None
 
 
+def test_resolve_hostile_names_never_raise(tmp_path):
+    assert rootpath.resolve(tmp_path, "/a\0b")[0] is None
+    assert rootpath.resolve(tmp_path, "/" + "x" * 300)[0] is None
+    assert rootpath.resolve(tmp_path, "/../../../etc/passwd")[0] is None
+
+
 def test_resolve_symlink_loop_ends(tmp_path):
     tmp_path.joinpath("a").symlink_to("b")
     tmp_path.joinpath("b").symlink_to("a")

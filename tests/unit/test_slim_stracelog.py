@@ -109,7 +109,7 @@ def test_found_beats_missing():
 def test_hostile_lines_are_skipped():
     bad = ["", "garbage", "12", "12 ", "x openat(", "99 openat(AT_FDCWD</>, \"/a", "99 <... openat resumed>) = 0",
            "1 openat(AT_FDCWD</>, \"/" + "a" * 70000 + "\", O_RDONLY) = 3",
-           '1 openat(AT_FDCWD</>, "/\\', "1 ) = 0", "[pid 5] stat(\"/ok\", {}) = 0", "1 clone() = abc"]
+           '1 openat(AT_FDCWD</>, "/\\', "1 ) = 0", '1 stat("/nul\\0byte", {}) = 0', "[pid 5] stat(\"/ok\", {}) = 0", "1 clone() = abc"]
     t = parse(bad)
     assert t.found == {"/ok"}
 

@@ -84,3 +84,19 @@ def test_cache_key_covers_inputs(tmp_path: Path):
     (tmp_path / "a.h").write_text("#define X 2")  # a header next to the source
     assert key() != k
 
+
+
+def test_slow_compiler_explains_itself(tmp_path):
+    """The first compile for a target builds libc for a long while: progress hears why."""
+    from kilobox.build.toolchain import _run
+    msgs: list[str] = []
+    rc, out = _run(["sh", "-c", "sleep 3; echo done; exit 3"], tmp_path, {"PATH": "/usr/bin:/bin"},
+                   msgs.append, "compiling libc for aarch64 (first time only, ~40 s)...")
+    assert (rc, out.strip()) == (3, "done")
+    assert msgs == ["compiling libc for aarch64 (first time only, ~40 s)..."]
+
+
+def test_missing_compiler_is_a_build_error(tmp_path):
+    from kilobox.build.toolchain import _run
+    with pytest.raises(BuildError, match="cannot run the Zig compiler"):
+        _run([str(tmp_path / "no-such-python"), "-m", "ziglang"], tmp_path, {}, None, None)

@@ -175,8 +175,13 @@ class Toolchain:
     def compile(self, lang: str, sources: Sequence[Path | str], target: Target, *,
                 cflags: Sequence[str] = (), ldflags: Sequence[str] = (), out_dir: Path | None = None,
                 freestanding: bool = False, progress: Progress | None = None,
-                name: str | None = None) -> Path:
-        """Compile *sources*; the binary's path (in the compile cache, or copied to *out_dir*)."""
+                name: str | None = None, base_dir: Path | None = None) -> Path:
+        """Compile *sources*; the binary's path (in the compile cache, or copied to *out_dir*).
+
+        The compiler runs in *base_dir* (the project directory: relative paths in the flags,
+        such as ``-Iinclude`` or ``-Wl,-T,app.ld``, are relative to it), else in the sources'
+        common directory.
+        """
         if lang not in ("c", "zig"):
             raise UsageError(f"unknown language {lang!r}", hint="lang must be 'c' or 'zig'")
         if not sources:
@@ -186,6 +191,12 @@ class Toolchain:
             if not s.is_file():
                 raise BuildError(f"source file {s} does not exist", hint="check `sources` in kilobox.toml")
         root = Path(os.path.commonpath([s.parent for s in srcs]))
+        if base_dir is not None:
+            base = Path(base_dir).resolve()
+            if not all(_inside(s, base) for s in srcs):
+                raise BuildError(f"sources must lie inside the project directory {base}",
+                                 hint="list sources relative to the directory of kilobox.toml")
+            root = base
         name = name or srcs[0].stem
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", name):
             raise UsageError(f"invalid binary name {name!r}")
@@ -239,17 +250,19 @@ class Toolchain:
 
 def compile_sources(lang: str, sources: Sequence[Path | str], target: Target, *,
                     cflags: Sequence[str] = (), ldflags: Sequence[str] = (), out_dir: Path | None = None,
-                    freestanding: bool = False, progress: Progress | None = None) -> Path:
+                    freestanding: bool = False, progress: Progress | None = None,
+                    base_dir: Path | None = None) -> Path:
     """Compile with the default :class:`Toolchain`; returns the binary's path."""
     return Toolchain().compile(lang, sources, target, cflags=list(cflags), ldflags=list(ldflags),
-                               out_dir=out_dir, freestanding=freestanding, progress=progress)
+                               out_dir=out_dir, freestanding=freestanding, progress=progress,
+                               base_dir=base_dir)
 
 
 # -- helpers ---------------------------------------------------------------------
 def _dependencies(root: Path, sources: Sequence[Path]) -> list[Path]:
-    """Source-like files in the sources' directories (sorted), which #include/@import may read."""
+    """Source-like files under *root* (sorted), which #include / @import / -T may read."""
     found: set[Path] = set(sources)
-    for d in sorted({s.parent for s in sources}):
+    for d in (root,):
         for dirpath, dirnames, files in os.walk(d):
             dirnames[:] = sorted(n for n in dirnames if not n.startswith((".", "zig-")) and n != "zig-out")
             for fn in files:

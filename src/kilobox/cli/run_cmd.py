@@ -72,3 +72,81 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+# -- warm path ------------------------------------------------------------------------------
+_VALUE_FLAGS = {"--name": "name", "--runtime": "runtime", "-e": "env", "--env": "env", "--network": "network",
+                "-u": "user", "--user": "user", "--tmpfs": "tmpfs", "--cap-add": "cap_add", "-m": "memory",
+                "--memory": "memory", "--pids-limit": "pids_limit", "--cpus": "cpus", "--hostname": "hostname",
+                "-w": "workdir", "--workdir": "workdir", "--entrypoint": "entrypoint", "--seccomp": "seccomp"}
+_BOOL_FLAGS = {"--rm": "rm", "-d": "detach", "--detach": "detach", "--read-write": "read_write"}
+_LISTS = ("env", "tmpfs", "cap_add")
+
+
+def fast_main(argv: list[str]) -> int | None:
+    """``kilobox run …`` without argparse, when a cached bundle exists; None means "use the full parser".
+
+    Handles the common flags; anything else (--engine, --publish, --platform, -h, …),
+    or an image without a warm bundle, falls back to the regular path.
+    """
+    if not argv or argv[0] != "run":
+        return None
+    vals: dict = {"env": [], "tmpfs": [], "cap_add": []}
+    i, n = 1, len(argv)
+    image = None
+    while i < n:
+        a = argv[i]
+        if not a.startswith("-") or a == "-":
+            image = a
+            break
+        key, eq, inline = a.partition("=")
+        if key in _BOOL_FLAGS and not eq:
+            vals[_BOOL_FLAGS[key]] = True
+            i += 1
+            continue
+        if key not in _VALUE_FLAGS:
+            return None
+        if eq:
+            v = inline
+            i += 1
+        elif i + 1 < n:
+            v = argv[i + 1]
+            i += 2
+        else:
+            return None
+        field = _VALUE_FLAGS[key]
+        if field in _LISTS:
+            vals[field].append(v)
+        elif field in vals:
+            return None          # given twice: let argparse decide
+        else:
+            vals[field] = v
+    if image is None:
+        return None
+    rest = argv[i + 1:]
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    if "pids_limit" in vals:
+        if not vals["pids_limit"].isdigit():
+            return None
+        vals["pids_limit"] = int(vals["pids_limit"])
+    from ..run import bundle, lifecycle, make_options
+    opts = make_options(user=vals.get("user"), read_write=bool(vals.get("read_write")), cap_add=vals["cap_add"],
+                        env=vals["env"], entrypoint=vals.get("entrypoint"), args=rest or None,
+                        workdir=vals.get("workdir"), network=vals.get("network", "none"), tmpfs=vals["tmpfs"],
+                        memory=vals.get("memory"), pids_limit=vals.get("pids_limit"), cpus=vals.get("cpus"),
+                        hostname=vals.get("hostname"), seccomp=vals.get("seccomp", "default"),
+                        environ=dict(os.environ))
+    if os.geteuid() != 0:
+        return None
+    meta = bundle.lookup(image, None, opts)
+    if meta is None:
+        return None
+    if vals.get("detach"):
+        print(lifecycle.start_detached(meta, name=vals.get("name"), remove=bool(vals.get("rm")),
+                                       runtime=vals.get("runtime")))
+        return 0
+    sys.stdout.flush()
+    _name, code = lifecycle.run_foreground(meta, name=vals.get("name"), remove=bool(vals.get("rm")),
+                                           runtime=vals.get("runtime"))
+    return code

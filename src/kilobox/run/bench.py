@@ -14,6 +14,8 @@ Contenders:
 - ``crun`` / ``runc``: the runtime alone on the bundle kilobox prepared (same
   config.json; the runtime gets the rootfs straight as ``root.path``; on a hybrid
   cgroup host crun gets the same cgroup2 namespace fix kilobox uses)
+- ``crun-plain``: the same, minus kilobox's precompiled seccomp filter (crun then
+  compiles the profile at start, as a plain ``crun run`` of such a config does)
 - ``exec``: the image's entrypoint run directly on the host (the physical floor)
 
 One untimed warm-up per contender comes first (caches, lazy loads).
@@ -32,15 +34,16 @@ from typing import Any, Callable
 from ..errors import RunError, UsageError
 from .options import RunOptions
 
-CONTENDERS = ("kilobox", "podman", "docker", "crun", "runc", "exec")
+CONTENDERS = ("kilobox", "podman", "docker", "crun", "runc", "crun-plain", "exec")
 
 
 def percentile(xs: list[float], p: float) -> float:
     """Nearest-rank percentile of *xs* (p in 0..100)."""
     if not xs:
         return float("nan")
+    import math
     s = sorted(xs)
-    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
     return s[k]
 
 
@@ -63,10 +66,10 @@ def summarize(samples: dict[str, list[float]], base: str = "kilobox") -> dict[st
 class Contender:
     """Knows how to start one sample; ``start()`` returns a Popen-like object with wait()/send_signal()."""
 
-    def __init__(self, name: str, start: Callable[[int], Any], cleanup: Callable[[], None] | None = None) -> None:
+    def __init__(self, name: str, start: Callable[[int], Any], stop: Callable[[int, Any], None] | None = None) -> None:
         self.name = name
         self.start = start
-        self.cleanup = cleanup or (lambda: None)
+        self.stop = stop or _sigterm
 
 
 class _Spawned:
@@ -105,6 +108,17 @@ class _Spawned:
         self.send_signal(signal.SIGKILL)
 
 
+def _sigterm(i: int, p: Any) -> None:
+    """Stop a sample: SIGTERM (forwarded to the service by kilobox/crun/runc), SIGKILL after 15 s."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def _popen(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=env)
@@ -115,12 +129,15 @@ def _kilobox_argv() -> list[str]:
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "kilobox"]
 
 
-def _bare_bundle(meta: dict[str, Any], workdir: str) -> str:
+def _bare_bundle(meta: dict[str, Any], workdir: str, plain: bool = False) -> str:
     """A copy of kilobox's bundle whose root.path is the shared rootfs itself (no kilobox mounts)."""
+    from .seccomp import CRUN_BPF_ANNOTATION
     with open(os.path.join(meta["dir"], "config.json")) as f:
         cfg = json.load(f)
     cfg["root"]["path"] = meta["rootfs"]
-    d = os.path.join(workdir, "bare")
+    if plain:
+        (cfg.get("annotations") or {}).pop(CRUN_BPF_ANNOTATION, None)
+    d = os.path.join(workdir, "bare-plain" if plain else "bare")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f)
@@ -148,11 +165,22 @@ def make_contenders(image: str, vs: list[str], opts: RunOptions, workdir: str, *
             from .engines import engine_exe, global_flags, load_image, run_flags
             exe = engine_exe(name)
             ref, _cfg = load_image(name, image)
-            argv = [exe, *global_flags(name), "run", "--rm", *run_flags(name, opts, opts.user), ref]
-            out.append(Contender(name, lambda i, a=argv: _popen(a)))
-        elif name in ("crun", "runc"):
-            rt = find_runtime(name)
-            bare = _bare_bundle(meta, workdir)
+            eng = [exe, *global_flags(name)]
+            tag = f"kilobox-bench-{os.getpid()}"
+            argv = eng + ["run", "--rm", *run_flags(name, opts, opts.user)]
+
+            def start_engine(i: int, argv: list[str] = argv, ref: str = ref, tag: str = tag) -> Any:
+                return _popen(argv + ["--name", f"{tag}-{i + 1}", ref])
+
+            def stop_engine(i: int, p: Any, eng: list[str] = eng, tag: str = tag) -> None:
+                if p.poll() is None:    # the engine's own stop: its signal proxy may not be up yet
+                    subprocess.run(eng + ["stop", "-t", "10", f"{tag}-{i + 1}"], capture_output=True, timeout=60)
+                _sigterm(i, p)
+                subprocess.run(eng + ["rm", "-f", f"{tag}-{i + 1}"], capture_output=True, timeout=60)
+            out.append(Contender(name, start_engine, stop_engine))
+        elif name in ("crun", "runc", "crun-plain"):
+            rt = find_runtime(name.split("-")[0])
+            bare = _bare_bundle(meta, workdir, plain=name == "crun-plain")
             root = os.path.join(workdir, f"root-{name}")
             os.makedirs(root, exist_ok=True)
             fix = rt.name == "crun" and cgroup_mode() == "hybrid"
@@ -195,6 +223,9 @@ def _http_ok(host: str, port: int, path: str) -> bool:
 
 
 def _time_one(c: Contender, i: int, ready: tuple[str, int, str] | None, timeout: float) -> float:
+    if ready is not None and _http_ok(*ready):
+        raise RunError(f"bench: something already answers on {ready[0]}:{ready[1]}{ready[2]}",
+                       hint="stop it first: the service under test must own the port")
     t0 = time.perf_counter()
     p = c.start(i)
     try:
@@ -214,13 +245,7 @@ def _time_one(c: Contender, i: int, ready: tuple[str, int, str] | None, timeout:
             time.sleep(0.0005)
         return (time.perf_counter() - t0) * 1000
     finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        c.stop(i, p)
         if ready is not None:
             _wait_port_free(ready[0], ready[1])
 
@@ -300,7 +325,9 @@ def plot(result: dict[str, Any], path: str) -> None:
     names = list(result["samples_ms"])
     data = [result["samples_ms"][n] for n in names]
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(names) + 1.6))
-    ax.boxplot(data, vert=False, labels=names, showfliers=False)
+    ax.boxplot(data, vert=False, showfliers=False)
+    ax.set_yticks(range(1, len(names) + 1))
+    ax.set_yticklabels(names)
     for i, xs in enumerate(data, start=1):
         ax.scatter(xs, [i] * len(xs), s=8, alpha=0.5)
     ax.set_xscale("log")

@@ -88,7 +88,13 @@ def setup(m: Mounts) -> None:
         _mount(m.rootfs, m.target, None, MS_BIND | MS_REC)
         _mount(None, m.target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     if m.cgroup_fix == "cgroup2":
-        _mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        # a bind of the host's own cgroup2 mount: same filesystem type as a fresh cgroup2
+        # mount, without creating a superblock (a new mount can stall ~10 ms while the
+        # previous container's one is torn down)
+        try:
+            _mount("/sys/fs/cgroup/unified", "/sys/fs/cgroup", None, MS_BIND)
+        except SetupError:
+            _mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     elif m.cgroup_fix == "legacy":
         if lib.umount2(b"/sys/fs/cgroup/unified", MNT_DETACH) != 0:
             e = ctypes.get_errno()

@@ -15,10 +15,10 @@ from ..errors import UsageError
 SPEC_REVISION = "4"
 
 NETWORKS = ("none", "host")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?\s*$", re.I)
-_TMPFS_OPT_RE = re.compile(r"^[A-Za-z0-9_=.+-]+$")
+_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z"        # re.match: anchored at the start
+_ENV_RE = r"[A-Za-z_][A-Za-z0-9_.-]*\Z"
+_SIZE_RE = r"(?i)\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?\s*\Z"
+_TMPFS_OPT_RE = r"[A-Za-z0-9_=.+-]+\Z"
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -51,7 +51,7 @@ class RunOptions(NamedTuple):
 
 def check_name(name: str) -> str:
     """A container name: letters, digits, ``_ . -``; at most 63 characters."""
-    if not _NAME_RE.match(name or ""):
+    if not re.match(_NAME_RE, name or ""):
         raise UsageError(f"invalid container name {name!r}",
                          hint="use letters, digits, '_', '.' or '-' (at most 63), starting with a letter or digit")
     return name
@@ -59,7 +59,7 @@ def check_name(name: str) -> str:
 
 def parse_size(text: str, what: str = "--memory") -> int:
     """``64m``, ``1g``, ``512k``, ``1048576`` → bytes."""
-    m = _SIZE_RE.match(text or "")
+    m = re.match(_SIZE_RE, text or "")
     if not m:
         raise UsageError(f"{what}: cannot parse size {text!r}", hint="use e.g. 64m, 512k, 1g")
     n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
@@ -83,7 +83,7 @@ def parse_env(items: list[str], environ: dict[str, str] | None = None) -> tuple[
     out: list[str] = []
     for item in items:
         key, sep, _value = item.partition("=")
-        if not _ENV_RE.match(key):
+        if not re.match(_ENV_RE, key):
             raise UsageError(f"-e: invalid variable name in {item!r}")
         if "\0" in item:
             raise UsageError(f"-e: NUL byte in {key!r}")
@@ -101,7 +101,7 @@ def parse_tmpfs(item: str) -> str:
                          hint="e.g. --tmpfs /tmp or --tmpfs /tmp:size=16m")
     if sep:
         for o in opts.split(","):
-            if not _TMPFS_OPT_RE.match(o):
+            if not re.match(_TMPFS_OPT_RE, o):
                 raise UsageError(f"--tmpfs: bad option {o!r} in {item!r}")
     return item
 
@@ -142,7 +142,7 @@ def make_options(*, user: str | None = None, read_write: bool = False, cap_add: 
         raise UsageError(f"--workdir: {workdir!r} is not an absolute path")
     if pids_limit is not None and pids_limit < 1:
         raise UsageError(f"--pids-limit: {pids_limit} must be at least 1")
-    if hostname is not None and not _NAME_RE.match(hostname):
+    if hostname is not None and not re.match(_NAME_RE, hostname):
         raise UsageError(f"--hostname: invalid host name {hostname!r}")
     if seccomp not in ("default", "unconfined"):
         raise UsageError(f"--seccomp: {seccomp!r} is not 'default' or 'unconfined'")

@@ -42,6 +42,9 @@ def slim(src: str, dst: str, *, probe_url: str | None = None, probe_cmd: str | N
     Raises UsageError (no entrypoint/cmd, bad options), ToolMissing (strace, a runtime),
     PolicyViolation (the probe never succeeds on the fat image: nothing is slimmed). A slim image
     that fails its probe is not written: the report says so (``ok`` False) and names what is missing.
+    With *auto_fix*, up to *max_fixes* rounds add those paths (even ones *exclude* removed) and retry.
+    The run options (*network*, *tmpfs*, *user*, *env*) are not baked into the slim image: run it
+    with the same ones.
     """
     from ..image import open_image
     from ..run import make_options
@@ -62,7 +65,8 @@ def slim(src: str, dst: str, *, probe_url: str | None = None, probe_cmd: str | N
         raise UsageError(f"--probe {probe_url!r} is not an http(s) URL", hint="e.g. --probe http://127.0.0.1:8080/")
     for pat in list(include) + list(exclude):
         if not pat.startswith("/") or "\0" in pat:
-            raise UsageError(f"glob {pat!r} must be an absolute image path", hint="e.g. --include '/usr/share/zoneinfo/**'")
+            raise UsageError(f"glob {pat!r} must be an absolute image path",
+                             hint="e.g. --include '/usr/share/zoneinfo/**'")
     opts = make_options(network=network, tmpfs=list(tmpfs), user=user, env=list(env), environ=dict(os.environ))
     probe = Probe(url=probe_url, cmd=probe_cmd, timeout=probe_timeout)
     store = Store()

@@ -102,7 +102,8 @@ def _parse(f, head: bytes, size: int) -> ElfDeps:  # noqa: ANN001
         if ptype == 1:
             loads.append((vaddr, off, filesz))
         elif ptype == 3:
-            info.interp = _pread(f, off, min(filesz, _MAX_STR), size).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            raw_interp = _pread(f, off, min(filesz, _MAX_STR), size).split(b"\0", 1)[0]
+            info.interp = raw_interp.decode("utf-8", "surrogateescape")
         elif ptype == 2:
             dyn = (off, filesz)
     if dyn is None:

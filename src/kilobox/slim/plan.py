@@ -53,6 +53,11 @@ class Plan:
         if path != "/" and under(path, self.skip) and path not in self.skip:
             return None
         resolved, links = rootpath.resolve(self.root, path)
+        if resolved is None and links and under(self._target(links[-1]), self.skip):
+            for link in links:           # /etc/mtab -> /proc/self/mounts: the runtime provides the rest
+                self.kept.setdefault(link, Keep(category, reason) if link == path else
+                                     Keep("symlink", f"symlink on the way to {path}"))
+            return links[-1]
         if resolved is None or resolved == "/":
             return None
         if under(resolved, self.skip) and resolved not in self.skip:
@@ -64,6 +69,13 @@ class Plan:
         if elf and rootpath.host_path(self.root, resolved).is_file():
             self._closure(resolved, reason)
         return resolved
+
+    def _target(self, link: str) -> str:
+        try:
+            target = os.readlink(rootpath.host_path(self.root, link))
+        except OSError:
+            return ""
+        return rootpath.normalize(target if target.startswith("/") else rootpath.dirname(link) + "/" + target)
 
     def _closure(self, path: str, reason: str) -> None:
         self.closure.add_executable(path, reason)

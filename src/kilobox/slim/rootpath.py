@@ -56,14 +56,17 @@ def resolve(root: Path, path: str) -> tuple[str | None, list[str]]:
         hp = host_path(root, cur)
         try:
             st = os.lstat(hp)
-        except (FileNotFoundError, NotADirectoryError):
+        except (OSError, ValueError):       # missing, not a dir, name too long, NUL byte
             return None, links
         if stat.S_ISLNK(st.st_mode):
             budget -= 1
             if budget < 0:
                 return None, links
             links.append(cur)
-            target = os.readlink(hp)
+            try:
+                target = os.readlink(hp)
+            except OSError:
+                return None, links
             if target.startswith("/"):
                 done = []
             todo = [p for p in target.split("/") if p] + todo

@@ -51,7 +51,8 @@ def tmpfs_targets(tmpfs: Iterable[str]) -> list[str]:
     return [rootpath.normalize(t.partition(":")[0]) for t in tmpfs]
 
 
-def config_paths(root: Path, cfg: dict[str, Any], argv: list[str], env: list[str], workdir: str) -> list[tuple[str, str]]:
+def config_paths(root: Path, cfg: dict[str, Any], argv: list[str], env: list[str],
+                 workdir: str) -> list[tuple[str, str]]:
     """Paths the image config names: WORKDIR, absolute paths in ENV values and command arguments."""
     out: list[tuple[str, str]] = []
     if workdir and workdir != "/":

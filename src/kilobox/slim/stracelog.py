@@ -50,7 +50,7 @@ _FORKS = ("clone(", "clone3(", "fork(", "vfork(")
 class Trace:
     """Paths seen, by outcome."""
 
-    found: set[str] = field(default_factory=set)       # existed (call succeeded, or failed for other reasons than ENOENT)
+    found: set[str] = field(default_factory=set)       # existed (succeeded, or failed other than ENOENT)
     missing: set[str] = field(default_factory=set)     # ENOENT / ENOTDIR
     executed: set[str] = field(default_factory=set)    # successful execve targets
     pids: set[int] = field(default_factory=set)
@@ -200,7 +200,7 @@ def parse(lines: Iterable[str], initial_cwd: str = "/", *, after_exec: bool = Fa
             if path_idx >= len(args):
                 continue
             p = _string(args[path_idx])
-            if p is None or p == "":
+            if p is None or p == "" or "\0" in p:
                 continue
             if not p.startswith("/"):
                 base = here

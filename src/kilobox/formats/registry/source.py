@@ -140,7 +140,9 @@ class RegistrySource(Source):
         if ref.digest is not None:
             raw = self._cached(ref.digest, None)
             if raw is not None:
-                return Descriptor(media_type_of(raw, ""), ref.digest, len(raw))
+                media_type = media_type_of(raw, "")
+                self._note_layers(media_type, raw)
+                return Descriptor(media_type, ref.digest, len(raw))
         resp = self.client.request("GET", self._path("manifests", ref.identifier), scopes=self.scopes,
                                    headers={"Accept": mt.ACCEPT_MANIFESTS}, what=what)
         raw = resp.read_limited(MAX_MANIFEST_BYTES, what)
@@ -230,6 +232,7 @@ class RegistrySource(Source):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._pending.clear()
+        self._cancel = threading.Event()        # usable again (what it reads comes from the store)
 
     def blob_path(self, desc: Descriptor) -> Path | None:
         p = self.store.blob_path(desc.digest)
