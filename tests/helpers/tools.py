@@ -20,6 +20,8 @@ PACKAGES = {
     "mosquitto": "mosquitto", "mosquitto_sub": "mosquitto-clients", "qemu-aarch64-static": "qemu-user-static",
     "qemu-arm-static": "qemu-user-static", "qemu-riscv64-static": "qemu-user-static", "strace": "strace",
     "wrk": "wrk", "debootstrap": "debootstrap", "redis-server": "redis-server", "redis-cli": "redis-tools",
+    "qemu-i386-static": "qemu-user-static", "qemu-ppc64le-static": "qemu-user-static",
+    "qemu-s390x-static": "qemu-user-static", "gcc": "gcc", "cargo": "cargo", "curl": "curl",
 }
 
 

@@ -300,7 +300,8 @@ def _compile_all(cfg: "ProjectConfig", progress: Progress | None) -> dict:
 
     def one(p: "Platform") -> Path:
         return compile_sources(cfg.lang, list(cfg.sources), Target.from_platform(p), cflags=list(cfg.cflags),
-                               ldflags=list(cfg.ldflags), freestanding=cfg.freestanding, progress=progress)
+                               ldflags=list(cfg.ldflags), freestanding=cfg.freestanding, progress=progress,
+                               base_dir=cfg.project_dir)
 
     if len(cfg.platforms) == 1:
         return {cfg.platforms[0]: one(cfg.platforms[0])}

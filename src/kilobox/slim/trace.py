@@ -147,9 +147,9 @@ def traced_run(meta: dict[str, Any], probe: Probe, *, runtime: str | None = None
     work.mkdir(parents=True, mode=0o700)
     ln = launch(rt, bundle=meta["dir"], cid=cid, pid_file=str(work / "pid"), root=str(root),
                 has_limits=bool(meta.get("has_limits")))
-    cut = len(ln.argv) - 6
-    if ln.argv[cut] != "run":
+    if "run" not in ln.argv[1:]:
         raise RunError(f"unexpected {rt.name} command line: {' '.join(ln.argv)}")
+    cut = len(ln.argv) - 1 - ln.argv[::-1].index("run")     # global options | run | --bundle … ID
     glob = ln.argv[:cut]
     side = Mounts("", "", cgroup_fix=ln.cgroup_fix) if ln.cgroup_fix else None
     log_path, trace_path = work / "output", work / "strace.log"
