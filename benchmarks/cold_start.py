@@ -93,12 +93,12 @@ def breakdown(image: str, n: int) -> list[tuple[str, float]]:
 
 
 def table(res: dict, goal_lines: list[str]) -> str:
-    st = res["stats"]
-    lines = ["| contender | min ms | median ms | p95 ms | max ms | median vs kilobox |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    st, cpu = res["stats"], res["cpu_median_ms"]
+    lines = ["| contender | min ms | median ms | p95 ms | max ms | median vs kilobox | CPU ms (median) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, s in st.items():
         lines.append(f"| {name} | {s['min']:.1f} | {s['median']:.1f} | {s['p95']:.1f} | {s['max']:.1f} | "
-                     f"{s['ratio_to_kilobox']:.2f}× |")
+                     f"{s['ratio_to_kilobox']:.2f}× | {cpu[name]:.1f} |")
     return "\n".join(lines + [""] + goal_lines)
 
 
@@ -177,7 +177,9 @@ the same hardening flags (`--engine podman`'s; private vfs storage; runc, as cru
 host); `crun run` / `runc run` of the bundle kilobox prepared (same config.json, root.path straight to the
 shared rootfs; crun gets the same cgroup namespace fix-up); `crun-plain`: crun on that bundle without the
 precompiled seccomp filter, i.e. compiling the profile at start as a plain `crun run` does; `exec`: the
-entrypoint run directly on the host (the floor).
+entrypoint run directly on the host (the floor). Wall times move with the machine's load (this is a shared
+2-CPU VM); the CPU column (user+system of the reaped process tree, median) does not — podman's excludes
+conmon and its cleanup process, which it does not reap.
 
 ### hello (batch): command issued → process exited, {args.runs} runs each
 

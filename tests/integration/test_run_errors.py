@@ -67,3 +67,12 @@ def test_no_command(run_state, make_image, probe_bin):
 def test_unknown_container_commands(run_state):
     _fails(3, "stop", "ghost", match="no such container: ghost")
     _fails(3, "rm", "ghost", match="no such container: ghost")
+
+
+
+def test_foreign_architecture_is_refused(run_state, tmp_path, probe_bin):
+    from kilobox.layers import Entry
+    from tests.fixtures.runtime import write_oci_image
+    img = write_oci_image(tmp_path / "arm", [Entry("probe", data=probe_bin.read_bytes(), mode=0o755)],
+                          {"Entrypoint": ["/probe"], "User": "65532"}, tag="arm", arch="arm64")
+    _fails(125, "run", "--rm", img, match="linux/arm64 image; this host runs linux/amd64")

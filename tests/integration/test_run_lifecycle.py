@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.runtime import wait_http
+from tests.fixtures.runtime import our_mounts, wait_http
 from tests.helpers.tools import free_port, kilobox
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,6 @@ def _zombies_not_under_init() -> list[str]:
 @pytest.mark.parametrize("runtime", ["crun", "runc"])
 def test_httpd_detached_survives_and_stops_cleanly(run_state, example_images, runtime):
     port = free_port()
-    mounts = open("/proc/self/mountinfo").read()
     r = kilobox("run", "-d", "--name", "web", "--runtime", runtime, "--network", "host", "-e", f"PORT={port}",
                 example_images("httpd"))
     assert r.stdout.strip() == "web"
@@ -57,7 +56,7 @@ def test_httpd_detached_survives_and_stops_cleanly(run_state, example_images, ru
     assert "stopped" in kilobox("logs", "web").stdout
     kilobox("rm", "web")
     assert _ps("web") == ""
-    assert open("/proc/self/mountinfo").read() == mounts
+    assert our_mounts(run_state) == []
     assert not os.path.exists(run_state / "runtime" / runtime / "web")
     assert _zombies_not_under_init() == []
 

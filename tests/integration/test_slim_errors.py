@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.slim import FatImage, slim_nginx_image  # noqa: F401 - fixtures
+from tests.fixtures.slim import (  # noqa: F401 - fixtures
+    FatImage, slim_nginx_image, slim_cache, slim_store_dir,
+)
 from tests.helpers.tools import free_port, kilobox, need
 
-pytestmark = pytest.mark.usefixtures("run_state")
+pytestmark = pytest.mark.usefixtures("run_state", "slim_cache")
 
 
 def test_no_entrypoint_is_a_usage_error(make_image, tmp_path: Path):

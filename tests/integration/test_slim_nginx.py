@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.runtime import wait_http
-from tests.fixtures.slim import INDEX_HTML, FatImage, slim_nginx_image  # noqa: F401 - fixtures
+from tests.fixtures.slim import (  # noqa: F401 - fixtures
+    INDEX_HTML, FatImage, slim_nginx_image, slim_cache, slim_store_dir,
+)
 from tests.helpers.tools import kilobox, need
 
-pytestmark = pytest.mark.usefixtures("run_state")
+pytestmark = pytest.mark.usefixtures("run_state", "slim_cache")
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.slim import FatImage, slim_apps_rootfs, slim_redis_image  # noqa: F401 - fixtures
+from tests.fixtures.slim import (  # noqa: F401 - fixtures
+    FatImage, slim_apps_rootfs, slim_redis_image, slim_cache, slim_store_dir,
+)
 from tests.helpers.tools import kilobox, need
 
-pytestmark = pytest.mark.usefixtures("run_state")
+pytestmark = pytest.mark.usefixtures("run_state", "slim_cache")
 
 
 def _cli(port: int, *args: str) -> str:

@@ -8,25 +8,32 @@ stripped or not) and :func:`check_binary` refuses what cannot run in an empty im
 - anything that is not an ELF executable (or is truncated / hostile).
 
 An unstripped binary is accepted with a warning saying how many bytes stripping would save.
-The headers are sanity-checked against the file size before pyelftools (imported lazily)
-walks them, and every pyelftools failure becomes a :class:`BuildError`.
+
+The headers are read with :mod:`struct` from the file's bytes (no pyelftools on this path:
+importing it costs more than a whole build). Every table is bounds-checked against the
+file size before it is walked, every count is capped, and any parsing failure becomes a
+:class:`BuildError`. :func:`check_bytes` / :func:`inspect_bytes` work on bytes already in
+memory, so a build reads each binary once.
 """
 
 from __future__ import annotations
 
-import os
 import struct
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
 
 from ..errors import BuildError
-from ..oci import Platform
+from ._record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import os
+
+    from ..oci import Platform
 
 _MAX_SECTIONS = 4096
 _MAX_SEGMENTS = 1024
 _MAX_DYN_TAGS = 8192
 _MAX_STR = 4096
+_MAX_NEEDED = 256
 
 #: OCI architecture -> (e_machine, ELF class bits, endianness)
 ARCHES: dict[str, tuple[str, int, str]] = {
@@ -43,6 +50,15 @@ ARCHES: dict[str, tuple[str, int, str]] = {
     "loong64": ("EM_LOONGARCH", 64, "little"),
 }
 
+#: e_machine number -> name (the names pyelftools and the ELF spec use)
+MACHINES: dict[int, str] = {
+    2: "EM_SPARC", 3: "EM_386", 4: "EM_68K", 8: "EM_MIPS", 18: "EM_SPARC32PLUS", 20: "EM_PPC",
+    21: "EM_PPC64", 22: "EM_S390", 40: "EM_ARM", 43: "EM_SPARCV9", 50: "EM_IA_64", 62: "EM_X86_64",
+    183: "EM_AARCH64", 243: "EM_RISCV", 247: "EM_BPF", 258: "EM_LOONGARCH",
+}
+_TYPES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE", 0xFF00: "ET_LOPROC",
+          0xFFFF: "ET_HIPROC"}
+
 # e_machine -> readable name (for messages)
 _MACHINE_NAMES = {"EM_X86_64": "x86-64", "EM_AARCH64": "aarch64", "EM_ARM": "arm", "EM_RISCV": "riscv",
                   "EM_386": "i386", "EM_PPC64": "ppc64", "EM_S390": "s390", "EM_MIPS": "mips",
@@ -50,23 +66,33 @@ _MACHINE_NAMES = {"EM_X86_64": "x86-64", "EM_AARCH64": "aarch64", "EM_ARM": "arm
 _STRIPPABLE_PREFIXES = (".debug", ".zdebug")
 _STRIPPABLE = {".symtab", ".strtab", ".comment"}
 
+_PT_LOAD, _PT_DYNAMIC, _PT_INTERP = 1, 2, 3
+_SHT_NOBITS = 8
+_DT_NULL, _DT_NEEDED, _DT_STRTAB = 0, 1, 5
+_CORRUPT = "the file is truncated or corrupt"
 
-@dataclass
-class ElfInfo:
+
+class ElfInfo(Record):
     """What kilobox knows about one ELF binary."""
 
-    path: str
-    machine: str                 # e_machine, e.g. EM_X86_64
-    bits: int                    # 32 or 64
-    endian: str                  # little | big
-    type: str                    # ET_EXEC | ET_DYN | ...
-    static: bool
-    stripped: bool
-    size: int
-    strippable_bytes: int = 0
-    interp: str | None = None
-    needed: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("path", "machine", "bits", "endian", "type", "static", "stripped", "size",
+                 "strippable_bytes", "interp", "needed", "warnings")
+
+    def __init__(self, path: str, machine: str, bits: int, endian: str, type: str, static: bool,  # noqa: A002
+                 stripped: bool, size: int, strippable_bytes: int = 0, interp: str | None = None,
+                 needed: list[str] | None = None, warnings: list[str] | None = None) -> None:
+        self.path = path
+        self.machine = machine        # e_machine, e.g. EM_X86_64
+        self.bits = bits              # 32 or 64
+        self.endian = endian          # little | big
+        self.type = type              # ET_EXEC | ET_DYN | ...
+        self.static = static
+        self.stripped = stripped
+        self.size = size
+        self.strippable_bytes = strippable_bytes
+        self.interp = interp
+        self.needed: list[str] = needed if needed is not None else []
+        self.warnings: list[str] = warnings if warnings is not None else []
 
     @property
     def description(self) -> str:
@@ -78,7 +104,22 @@ def _describe(machine: str, bits: int, endian: str) -> str:
     return f"{_MACHINE_NAMES.get(machine, machine)} {bits}-bit {endian}-endian"
 
 
-def expected_for(platform: Platform) -> tuple[str, int, str]:
+def machine_name(number: int) -> str:
+    """``EM_X86_64`` for 62; rare machines are looked up in pyelftools' table (if installed), else the number."""
+    name = MACHINES.get(number)
+    if name is not None:
+        return name
+    try:
+        from elftools.elf.enums import ENUM_E_MACHINE
+    except ImportError:  # pragma: no cover - pyelftools is a dependency, but only needed here
+        return str(number)
+    for k, v in ENUM_E_MACHINE.items():
+        if v == number and k != "_default_":
+            return k
+    return str(number)
+
+
+def expected_for(platform: "Platform") -> tuple[str, int, str]:
     """(e_machine, bits, endian) an ELF for *platform* must have."""
     exp = ARCHES.get(platform.architecture)
     if exp is None:
@@ -87,11 +128,17 @@ def expected_for(platform: Platform) -> tuple[str, int, str]:
     return exp
 
 
-def check_binary(path: Path | str, platform: Platform | str) -> ElfInfo:
+def check_binary(path: "os.PathLike[str] | str", platform: "Platform | str") -> ElfInfo:
     """Inspect *path* and refuse it unless it is a static ELF executable for *platform*."""
+    return check_bytes(read_binary(path), platform, path)
+
+
+def check_bytes(data: bytes, platform: "Platform | str", path: "os.PathLike[str] | str") -> ElfInfo:
+    """:func:`check_binary` for a file already read into *data* (*path* names it in messages)."""
+    from ..oci import Platform
     plat = Platform.parse(platform) if isinstance(platform, str) else platform
     machine, bits, endian = expected_for(plat)
-    info = inspect_binary(path)
+    info = inspect_bytes(data, path)
     if (info.machine, info.bits, info.endian) != (machine, bits, endian):
         raise BuildError(f"{path} is built for {info.description}, but platform {plat} needs "
                          f"{_describe(machine, bits, endian)}",
@@ -105,149 +152,212 @@ def check_binary(path: Path | str, platform: Platform | str) -> ElfInfo:
     return info
 
 
-def inspect_binary(path: Path | str) -> ElfInfo:
-    """Read an ELF file's identity, linking and strip status; :class:`BuildError` for non-ELF or broken files."""
-    p = Path(path)
+def read_binary(path: "os.PathLike[str] | str") -> bytes:
+    """The bytes of *path*; :class:`BuildError` when it is missing or unreadable."""
     try:
-        f = open(p, "rb")
+        with open(path, "rb") as f:
+            return f.read()
     except FileNotFoundError:
-        raise BuildError(f"binary {p} does not exist") from None
+        raise BuildError(f"binary {_name(path)} does not exist") from None
     except OSError as e:
-        raise BuildError(f"cannot read binary {p}: {e.strerror}") from None
-    with f:
-        size = os.fstat(f.fileno()).st_size
-        _precheck(f, size, p)
-        try:
-            return _inspect(f, size, p)
-        except BuildError:
-            raise
-        except Exception as e:  # pyelftools raises many kinds on hostile input  # noqa: BLE001
-            raise BuildError(f"{p} is not a valid ELF file: {type(e).__name__}: {str(e)[:200]}",
-                             hint="the file is truncated or corrupt") from None
+        raise BuildError(f"cannot read binary {_name(path)}: {e.strerror}") from None
 
 
-def _precheck(f: BinaryIO, size: int, p: Path) -> None:
-    """Cheap header sanity checks, so pyelftools never walks absurd tables."""
-    ident = f.read(64)
-    f.seek(0)
-    if len(ident) < 4 or ident[:4] != b"\x7fELF":
-        raise BuildError(f"{p} is not an ELF executable (bad magic {ident[:4]!r})",
-                         hint="kilobox packages compiled Linux executables (static ELF)")
-    if len(ident) < 52:
-        raise BuildError(f"{p} is a truncated ELF file ({size} bytes)", hint="the file is truncated or corrupt")
-    ei_class, ei_data = ident[4], ident[5]
-    if ei_class not in (1, 2) or ei_data not in (1, 2):
-        raise BuildError(f"{p} has an invalid ELF identification (class {ei_class}, data {ei_data})",
-                         hint="the file is corrupt")
-    bo = "<" if ei_data == 1 else ">"
-    if ei_class == 2:
-        if len(ident) < 64:
-            raise BuildError(f"{p} is a truncated ELF file ({size} bytes)", hint="the file is truncated or corrupt")
-        phoff, shoff = struct.unpack_from(bo + "QQ", ident, 32)
-        phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHHHH", ident, 54)
-        want_ph, want_sh = 56, 64
-    else:
-        phoff, shoff = struct.unpack_from(bo + "II", ident, 28)
-        phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHHHH", ident, 42)
-        want_ph, want_sh = 32, 40
-    if phnum:
-        if phentsize != want_ph or phnum > _MAX_SEGMENTS or phoff + phnum * phentsize > size:
-            raise BuildError(f"{p} has an invalid program header table ({phnum} entries at offset {phoff})",
-                             hint="the file is truncated or corrupt")
-    if shoff:
-        if shentsize != want_sh or shnum > _MAX_SECTIONS or shoff + max(shnum, 1) * shentsize > size:
-            raise BuildError(f"{p} has an invalid section header table ({shnum} entries at offset {shoff})",
-                             hint="the file is truncated or corrupt")
-        if shnum and shstrndx >= shnum and shstrndx != 0xFFFF:
-            raise BuildError(f"{p} has an invalid section name table index {shstrndx}",
+def inspect_binary(path: "os.PathLike[str] | str") -> ElfInfo:
+    """Read an ELF file's identity, linking and strip status; :class:`BuildError` for non-ELF or broken files."""
+    return inspect_bytes(read_binary(path), path)
+
+
+def inspect_bytes(data: bytes, path: "os.PathLike[str] | str" = "<binary>") -> ElfInfo:
+    """:func:`inspect_binary` for bytes in memory (*path* names the file in messages)."""
+    p = _name(path)
+    try:
+        return _inspect(data, p)
+    except BuildError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a safety net: hostile input must never escape as a crash
+        raise BuildError(f"{p} is not a valid ELF file: {type(e).__name__}: {str(e)[:200]}",
+                         hint=_CORRUPT) from None
+
+
+def _name(path: "os.PathLike[str] | str") -> str:
+    """How messages name the file (as before: the path, normalised like :class:`pathlib.Path`)."""
+    import os
+    s = os.fspath(path)
+    if isinstance(s, bytes):
+        s = os.fsdecode(s)
+    if s.startswith("<"):
+        return s
+    from pathlib import PurePath
+    return str(PurePath(s))
+
+
+class _Elf:
+    """The parsed headers of one ELF file (bounds already checked)."""
+
+    __slots__ = ("data", "size", "bits", "little", "bo", "etype", "machine", "phoff", "phnum", "shoff",
+                 "shnum", "shstrndx", "segments", "sections")
+
+    def __init__(self, data: bytes, p: str) -> None:
+        self.data = data
+        self.size = size = len(data)
+        if size < 4 or data[:4] != b"\x7fELF":
+            raise BuildError(f"{p} is not an ELF executable (bad magic {data[:4]!r})",
+                             hint="kilobox packages compiled Linux executables (static ELF)")
+        if size < 52:
+            raise BuildError(f"{p} is a truncated ELF file ({size} bytes)", hint=_CORRUPT)
+        ei_class, ei_data = data[4], data[5]
+        if ei_class not in (1, 2) or ei_data not in (1, 2):
+            raise BuildError(f"{p} has an invalid ELF identification (class {ei_class}, data {ei_data})",
                              hint="the file is corrupt")
+        self.bits = 64 if ei_class == 2 else 32
+        self.little = ei_data == 1
+        self.bo = bo = "<" if self.little else ">"
+        self.etype, self.machine = struct.unpack_from(bo + "HH", data, 16)
+        if self.bits == 64:
+            if size < 64:
+                raise BuildError(f"{p} is a truncated ELF file ({size} bytes)", hint=_CORRUPT)
+            phoff, shoff = struct.unpack_from(bo + "QQ", data, 32)
+            phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHHHH", data, 54)
+            want_ph, want_sh = 56, 64
+        else:
+            phoff, shoff = struct.unpack_from(bo + "II", data, 28)
+            phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHHHH", data, 42)
+            want_ph, want_sh = 32, 40
+        if phnum:
+            if phentsize != want_ph or phnum > _MAX_SEGMENTS or phoff + phnum * phentsize > size:
+                raise BuildError(f"{p} has an invalid program header table ({phnum} entries at offset {phoff})",
+                                 hint=_CORRUPT)
+        if shoff:
+            if shentsize != want_sh or shnum > _MAX_SECTIONS or shoff + max(shnum, 1) * shentsize > size:
+                raise BuildError(f"{p} has an invalid section header table ({shnum} entries at offset {shoff})",
+                                 hint=_CORRUPT)
+            if shnum and shstrndx >= shnum and shstrndx != 0xFFFF:
+                raise BuildError(f"{p} has an invalid section name table index {shstrndx}",
+                                 hint="the file is corrupt")
+        else:
+            shnum = 0
+        self.phoff, self.phnum, self.shoff, self.shnum, self.shstrndx = phoff, phnum, shoff, shnum, shstrndx
+        # (p_type, p_offset, p_vaddr, p_filesz) of every program header
+        if self.bits == 64:
+            seg = struct.Struct(bo + "I4xQQ8xQ16x")  # type [flags] offset vaddr [paddr] filesz [memsz align]
+        else:
+            seg = struct.Struct(bo + "III4xI12x")   # type offset vaddr [paddr] filesz [memsz flags align]
+        self.segments = [seg.unpack_from(data, phoff + i * want_ph) for i in range(phnum)]
+        self.sections = self._sections(p, want_sh) if shoff else []
+
+    def _sections(self, p: str, entsize: int) -> list[tuple[int, int, int, int]]:
+        """(sh_name, sh_type, sh_offset, sh_size) of every section header, extended numbering resolved."""
+        data, bo, shoff = self.data, self.bo, self.shoff
+        if self.bits == 64:
+            sh = struct.Struct(bo + "II16xQQII16x")   # name type [flags addr] offset size link info [align entsize]
+        else:
+            sh = struct.Struct(bo + "II8xIIII8x")
+        first = sh.unpack_from(data, shoff)
+        count = self.shnum
+        if count == 0:  # extended numbering: the count lives in section 0's sh_size
+            count = first[3]
+            if count > _MAX_SECTIONS or shoff + count * entsize > self.size:
+                raise BuildError(f"{p} has too many segments or sections", hint="the file is corrupt")
+        strndx = self.shstrndx
+        if strndx == 0xFFFF:  # SHN_XINDEX: the index lives in section 0's sh_link
+            strndx = first[4]
+        if count and strndx >= count:
+            raise BuildError(f"{p} has an invalid section name table index {strndx}", hint="the file is corrupt")
+        self.shnum, self.shstrndx = count, strndx
+        return [sh.unpack_from(data, shoff + i * entsize)[:4] for i in range(count)]
+
+    def section_name(self, name_offset: int) -> str:
+        """A section's name from the section name table (unreadable names are empty)."""
+        if not self.sections:
+            return ""
+        start = self.sections[self.shstrndx][2] + name_offset
+        if start >= self.size:
+            return ""
+        end = self.data.find(b"\0", start, start + _MAX_STR)
+        if end < 0:
+            return ""
+        return self.data[start:end].decode("utf-8", errors="replace")
+
+    def cstr(self, offset: int, limit: int) -> str:
+        """A NUL-terminated string at *offset*, at most *limit* bytes; :class:`BuildError` outside the file."""
+        if offset < 0 or offset >= self.size:
+            raise BuildError(f"string at offset {offset} lies outside the file", hint="the file is corrupt")
+        raw = self.data[offset:offset + max(0, min(limit, _MAX_STR))]
+        return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+
+    def vaddr_to_offset(self, vaddr: int) -> int | None:
+        for ptype, off, va, filesz in self.segments:
+            if ptype == _PT_LOAD and va <= vaddr < va + filesz:
+                return vaddr - va + off
+        return None
 
 
-def _inspect(f: BinaryIO, size: int, p: Path) -> ElfInfo:
-    from elftools.elf.elffile import ELFFile
-
-    elf = ELFFile(f)
-    hdr = elf.header
-    etype = str(hdr["e_type"])
+def _inspect(data: bytes, p: str) -> ElfInfo:
+    elf = _Elf(data, p)
+    size = elf.size
+    etype = _TYPES.get(elf.etype, str(elf.etype))
     if etype not in ("ET_EXEC", "ET_DYN"):
         raise BuildError(f"{p} is an ELF {etype} file, not an executable",
                          hint="link it into an executable")
-    if elf.num_segments() > _MAX_SEGMENTS or elf.num_sections() > _MAX_SECTIONS:
-        raise BuildError(f"{p} has too many segments or sections", hint="the file is corrupt")
     interp: str | None = None
-    dyn_off = dyn_size = None
-    for seg in elf.iter_segments():
-        ptype = seg["p_type"]
-        if ptype == "PT_INTERP":
-            interp = _read_cstr(f, seg["p_offset"], min(seg["p_filesz"], _MAX_STR), size) or "(empty)"
-        elif ptype == "PT_DYNAMIC":
-            dyn_off, dyn_size = seg["p_offset"], seg["p_filesz"]
-    needed = _needed(elf, f, size, dyn_off, dyn_size) if dyn_off is not None else []
+    dyn: tuple[int, int] | None = None
+    for ptype, off, _vaddr, filesz in elf.segments:
+        if ptype == _PT_INTERP:
+            interp = elf.cstr(off, min(filesz, _MAX_STR)) or "(empty)"
+        elif ptype == _PT_DYNAMIC:
+            dyn = (off, filesz)
+    needed = _needed(elf, *dyn) if dyn is not None else []
 
     strippable = 0
     has_symbols = False
-    if hdr["e_shoff"]:
-        for sec in elf.iter_sections():
-            name = sec.name
-            if name in _STRIPPABLE or name.startswith(_STRIPPABLE_PREFIXES):
-                if name != ".comment":
-                    has_symbols = True
-                if sec["sh_type"] != "SHT_NOBITS":
-                    strippable += min(int(sec["sh_size"]), size)
+    for name_off, sh_type, _off, sh_size in elf.sections:
+        name = elf.section_name(name_off)
+        if name in _STRIPPABLE or name.startswith(_STRIPPABLE_PREFIXES):
+            if name != ".comment":
+                has_symbols = True
+            if sh_type != _SHT_NOBITS:
+                strippable += min(sh_size, size)
     stripped = not has_symbols
-    info = ElfInfo(path=str(p), machine=str(hdr["e_machine"]), bits=elf.elfclass,
-                   endian="little" if elf.little_endian else "big", type=etype,
+    info = ElfInfo(path=p, machine=machine_name(elf.machine), bits=elf.bits,
+                   endian="little" if elf.little else "big", type=etype,
                    static=interp is None and not needed, stripped=stripped, size=size,
                    strippable_bytes=strippable if not stripped else 0, interp=interp, needed=needed)
     if not stripped:
-        info.warnings.append(f"{p.name} is not stripped: stripping would save {strippable} bytes "
+        base = p.rsplit("/", 1)[-1]
+        info.warnings.append(f"{base} is not stripped: stripping would save {strippable} bytes "
                              f"({strippable * 100 // max(size, 1)}% of {size})")
     return info
 
 
-def _read_cstr(f: BinaryIO, offset: int, limit: int, size: int) -> str:
-    if offset < 0 or offset >= size:
-        raise BuildError(f"string at offset {offset} lies outside the file", hint="the file is corrupt")
-    f.seek(offset)
-    raw = f.read(max(0, min(limit, _MAX_STR)))
-    return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-
-
-def _needed(elf, f: BinaryIO, size: int, dyn_off: int, dyn_size: int) -> list[str]:  # noqa: ANN001
+def _needed(elf: _Elf, dyn_off: int, dyn_size: int) -> list[str]:
     """DT_NEEDED names, read directly from the PT_DYNAMIC segment (bounded)."""
-    if dyn_off + dyn_size > size:
+    if dyn_off + dyn_size > elf.size:
         raise BuildError("the dynamic segment lies outside the file", hint="the file is corrupt")
-    entsize = 16 if elf.elfclass == 64 else 8
-    fmt = ("<" if elf.little_endian else ">") + ("qQ" if elf.elfclass == 64 else "iI")
-    f.seek(dyn_off)
-    data = f.read(min(dyn_size, _MAX_DYN_TAGS * entsize))
+    entsize = 16 if elf.bits == 64 else 8
+    ent = struct.Struct(elf.bo + ("qQ" if elf.bits == 64 else "iI"))
+    count = min(dyn_size, _MAX_DYN_TAGS * entsize) // entsize
     needed_offsets: list[int] = []
     strtab_addr = None
-    for i in range(len(data) // entsize):
-        tag, val = struct.unpack_from(fmt, data, i * entsize)
-        if tag == 0:  # DT_NULL
+    for i in range(count):
+        tag, val = ent.unpack_from(elf.data, dyn_off + i * entsize)
+        if tag == _DT_NULL:
             break
-        if tag == 1:  # DT_NEEDED
+        if tag == _DT_NEEDED:
             needed_offsets.append(val)
-        elif tag == 5:  # DT_STRTAB (a virtual address)
+        elif tag == _DT_STRTAB:  # a virtual address
             strtab_addr = val
     if not needed_offsets:
         return []
-    strtab_off = _vaddr_to_offset(elf, strtab_addr) if strtab_addr is not None else None
+    strtab_off = elf.vaddr_to_offset(strtab_addr) if strtab_addr is not None else None
     names = []
-    for off in needed_offsets[:256]:
+    for off in needed_offsets[:_MAX_NEEDED]:
         if strtab_off is None:
             names.append(f"<library #{len(names) + 1}>")
             continue
-        names.append(_read_cstr(f, strtab_off + off, 256, size))
+        names.append(elf.cstr(strtab_off + off, 256))
     return names
 
 
-def _vaddr_to_offset(elf, vaddr: int) -> int | None:  # noqa: ANN001
-    for seg in elf.iter_segments():
-        if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= vaddr < seg["p_vaddr"] + seg["p_filesz"]:
-            return vaddr - seg["p_vaddr"] + seg["p_offset"]
-    return None
-
-
-__all__ = ["ElfInfo", "check_binary", "inspect_binary", "expected_for", "ARCHES"]
+__all__ = ["ElfInfo", "check_binary", "check_bytes", "inspect_binary", "inspect_bytes", "read_binary",
+           "expected_for", "machine_name", "ARCHES", "MACHINES"]

@@ -19,21 +19,21 @@ Modules: :mod:`.options` (run options), :mod:`.spec` (config.json), :mod:`.secco
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from ..errors import RunError, UsageError
 from .options import RunOptions, make_options
 
 
-class RunResult(NamedTuple):
-    name: str | None          # the container's name (None for a foreground --rm run)
-    exit_code: int | None     # foreground: the container's exit code; detached: None
+#: name: the container's name (None for a foreground --rm run) · exit_code: foreground: the
+#: container's exit code; detached: None
+RunResult = namedtuple("RunResult", "name exit_code")
 
 
 def run(image: str | None = None, *, rootfs: str | os.PathLike[str] | None = None,
-        config: dict[str, Any] | None = None, options: RunOptions | None = None, name: str | None = None,
+        config: dict[str, object] | None = None, options: RunOptions | None = None, name: str | None = None,
         detach: bool = False, remove: bool = False, runtime: str | None = None, engine: str | None = None,
-        platform: str | None = None, registry_options: Any = None,
+        platform: str | None = None, registry_options: object = None,
         stdin: int = 0, stdout: int = 1, stderr: int = 2) -> RunResult:
     """Run *image* (any location kilobox reads), or a prepared *rootfs* with an image *config* block.
 
@@ -68,7 +68,7 @@ def run(image: str | None = None, *, rootfs: str | os.PathLike[str] | None = Non
     return RunResult(None if remove else cname, code)
 
 
-def __getattr__(attr: str) -> Any:
+def __getattr__(attr: str) -> object:
     lazy = {"ps": "lifecycle", "stop": "lifecycle", "remove": "lifecycle", "logs": "lifecycle",
             "oci_profile": "seccomp", "runtime_config": "spec", "find_runtime": "runtimes",
             "cgroup_mode": "runtimes", "ensure_rootfs": "rootfs", "prepare": "bundle", "bench_start": "bench"}

@@ -18,7 +18,10 @@ Contenders:
   compiles the profile at start, as a plain ``crun run`` of such a config does)
 - ``exec``: the image's entrypoint run directly on the host (the physical floor)
 
-One untimed warm-up per contender comes first (caches, lazy loads).
+One untimed warm-up per contender comes first (caches, lazy loads). Next to wall
+time, each sample's CPU time (user+system of the reaped process tree, from
+``getrusage(RUSAGE_CHILDREN)``) is kept: it does not grow with the machine's load.
+An engine's daemons (conmon, dockerd) are not reaped by the bench: their CPU is not counted.
 """
 
 from __future__ import annotations
@@ -222,10 +225,27 @@ def _http_ok(host: str, port: int, path: str) -> bool:
         return False
 
 
-def _time_one(c: Contender, i: int, ready: tuple[str, int, str] | None, timeout: float) -> float:
+def _cpu_ms() -> float:
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r.ru_utime + r.ru_stime) * 1000
+
+
+def _time_one(c: Contender, i: int, ready: tuple[str, int, str] | None, timeout: float,
+              cpu: list[float] | None = None) -> float:
+    """One sample's wall time (ms); appends the CPU time of the reaped process tree to *cpu*."""
     if ready is not None and _http_ok(*ready):
         raise RunError(f"bench: something already answers on {ready[0]}:{ready[1]}{ready[2]}",
                        hint="stop it first: the service under test must own the port")
+    c0 = _cpu_ms()
+    try:
+        return _time_sample(c, i, ready, timeout)
+    finally:
+        if cpu is not None:
+            cpu.append(_cpu_ms() - c0)
+
+
+def _time_sample(c: Contender, i: int, ready: tuple[str, int, str] | None, timeout: float) -> float:
     t0 = time.perf_counter()
     p = c.start(i)
     try:
@@ -284,19 +304,26 @@ def bench_start(image: str, *, vs: list[str] | tuple[str, ...] = ("podman", "cru
     with tempfile.TemporaryDirectory(prefix="kilobox-bench-") as work:
         contenders = make_contenders(image, list(vs), opts, work, ready=bool(ready))
         samples: dict[str, list[float]] = {c.name: [] for c in contenders}
+        cpu: dict[str, list[float]] = {c.name: [] for c in contenders}
         for c in contenders:                       # warm-up, untimed
             _time_one(c, -1, target, timeout)
         for r in range(runs):
             order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
             for c in order:
-                samples[c.name].append(_time_one(c, r, target, timeout))
+                samples[c.name].append(_time_one(c, r, target, timeout, cpu[c.name]))
             if progress:
                 progress(f"round {r + 1}/{runs}")
     return {"image": image, "mode": "ready" if ready else "exit", "ready": ready, "runs": runs,
             "contenders": [c.name for c in contenders],
             "machine": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version(),
                         "cgroup": _cgroup()},
-            "samples_ms": samples, "stats": summarize(samples)}
+            "samples_ms": samples, "stats": summarize(samples), "cpu_ms": cpu,
+            "cpu_median_ms": {k: _median(v) for k, v in cpu.items()}}
+
+
+def _median(xs: list[float]) -> float:
+    import statistics
+    return statistics.median(xs) if xs else float("nan")
 
 
 def _cgroup() -> str:
@@ -306,10 +333,12 @@ def _cgroup() -> str:
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the statistics."""
-    rows = [("contender", "runs", "min ms", "median ms", "p95 ms", "max ms", "× kilobox")]
+    rows = [("contender", "runs", "min ms", "median ms", "p95 ms", "max ms", "× kilobox", "CPU ms")]
+    cpu = result.get("cpu_median_ms") or {}
     for name, s in result["stats"].items():
         rows.append((name, str(s["runs"]), f"{s['min']:.1f}", f"{s['median']:.1f}", f"{s['p95']:.1f}",
-                     f"{s['max']:.1f}", f"{s.get('ratio_to_kilobox', float('nan')):.2f}"))
+                     f"{s['max']:.1f}", f"{s.get('ratio_to_kilobox', float('nan')):.2f}",
+                     f"{cpu.get(name, float('nan')):.1f}"))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w[i]) if i else c.ljust(w[i]) for i, c in enumerate(r)) for r in rows)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from ..errors import RunError
 from .options import RunOptions
@@ -49,7 +48,7 @@ def _store_root() -> str:
     return os.path.join(xdg, "kilobox") if xdg else os.path.join(os.path.expanduser("~"), ".cache", "kilobox")
 
 
-def _read_json(path: str) -> Any:
+def _read_json(path: str) -> object:
     with open(path) as f:
         return json.load(f)
 
@@ -68,7 +67,7 @@ def ref_key(location: str, platform: str | None, opts: RunOptions) -> str:
     return _sha(f"{loc}\0{platform or ''}\0{os.uname().machine}\0{opts.key()}")[:40]
 
 
-def lookup(location: str, platform: str | None, opts: RunOptions, store_root: Any = None) -> dict[str, Any] | None:
+def lookup(location: str, platform: str | None, opts: RunOptions, store_root: object = None) -> dict[str, object] | None:
     """The cached bundle for *location* + *opts*, if nothing it depends on has changed."""
     root = os.fspath(store_root) if store_root is not None else _store_root()
     ref = os.path.join(root, "bundles", "refs", ref_key(location, platform, opts) + ".json")
@@ -84,8 +83,8 @@ def lookup(location: str, platform: str | None, opts: RunOptions, store_root: An
     return meta
 
 
-def remember(location: str, platform: str | None, opts: RunOptions, meta: dict[str, Any], stamp_path: str | None,
-             store_root: Any = None) -> None:
+def remember(location: str, platform: str | None, opts: RunOptions, meta: dict[str, object], stamp_path: str | None,
+             store_root: object = None) -> None:
     """Record the warm-path entry for *location* (no-op when it has no stamp file)."""
     if not stamp_path:
         return
@@ -111,8 +110,8 @@ def stamp_path_for(location: str) -> str | None:
     return None
 
 
-def make_bundle(rootfs: Any, image_cfg: dict[str, Any], opts: RunOptions, *, image: str, digest: str = "",
-                store: Any = None) -> dict[str, Any]:
+def make_bundle(rootfs: object, image_cfg: dict[str, object], opts: RunOptions, *, image: str, digest: str = "",
+                store: object = None) -> dict[str, object]:
     """The bundle for *rootfs* + image config + *opts*: from the cache, or generated and cached."""
     from pathlib import Path
 
@@ -182,7 +181,7 @@ def make_bundle(rootfs: Any, image_cfg: dict[str, Any], opts: RunOptions, *, ima
     return meta
 
 
-def _precompiled_seccomp(section: dict[str, Any], store: Any) -> dict[str, str]:
+def _precompiled_seccomp(section: dict[str, object], store: object) -> dict[str, str]:
     """crun's annotation with the filter compiled once (runc and youki ignore it and compile)."""
     from .runtimes import which
     from .seccomp import CRUN_BPF_ANNOTATION, crun_bpf
@@ -196,7 +195,7 @@ def _precompiled_seccomp(section: dict[str, Any], store: Any) -> dict[str, str]:
     return {CRUN_BPF_ANNOTATION: base64.b64encode(bpf).decode()}
 
 
-def local_image(location: str, *, platform: str | None = None, options: Any = None, store: Any = None,
+def local_image(location: str, *, platform: str | None = None, options: object = None, store: object = None,
                 pull: bool = True) -> tuple[str, str | None]:
     """A location kilobox can open locally: registry references are pulled once into the store.
 
@@ -228,8 +227,19 @@ def local_image(location: str, *, platform: str | None = None, options: Any = No
     return local, stamp
 
 
-def prepare(location: str, opts: RunOptions, *, platform: str | None = None, options: Any = None,
-            store: Any = None) -> dict[str, Any]:
+def check_platform(img: object, location: str, platform: str | None) -> None:
+    """Refuse an image of another OS/architecture unless --platform asked for it (qemu binfmt)."""
+    from ..oci import Platform
+    want = Platform.parse(platform) if platform else Platform.host()
+    have = img.config.platform  # type: ignore[attr-defined]
+    if have.architecture and (have.os, have.architecture) != (want.os, want.architecture):
+        raise RunError(f"{location} is a {have.os}/{have.architecture} image; this host runs "
+                       f"{want.os}/{want.architecture}",
+                       hint="pass --platform to run it anyway (needs qemu-user-static binfmt handlers)")
+
+
+def prepare(location: str, opts: RunOptions, *, platform: str | None = None, options: object = None,
+            store: object = None) -> dict[str, object]:
     """The bundle for image *location* + *opts* (cold path: pull, unpack once, generate, cache)."""
     from ..image import open_image
     from .rootfs import ensure_rootfs
@@ -238,6 +248,7 @@ def prepare(location: str, opts: RunOptions, *, platform: str | None = None, opt
         store = Store()
     local, stamp = local_image(location, platform=platform, options=options, store=store)
     with open_image(local, platform) as img:
+        check_platform(img, location, platform)
         rootfs = ensure_rootfs(img, store)
         meta = make_bundle(rootfs, img.config.config, opts, image=location, digest=img.digest, store=store)
     remember(location, platform, opts, meta, stamp, store.root)

@@ -11,8 +11,8 @@ Host quirks handled: podman's default runtime (crun) on a hybrid cgroup host
 → ``--runtime runc``; a hard ``nofile`` limit below podman's default →
 explicit ``--ulimit nofile=1024:1024 --ulimit nproc=1024:1024``.
 
-Foreground runs exec the engine (its stdio, signal proxy and exit code are
-the container's). Detached runs are recorded in kilobox's state, so ``ps``,
+Foreground runs wait for the engine (its stdio and exit code are the
+container's; SIGINT/SIGTERM are forwarded to it, and its signal proxy to the container). Detached runs are recorded in kilobox's state, so ``ps``,
 ``logs``, ``stop`` and ``rm`` work on them by delegating to the engine.
 """
 
@@ -149,7 +149,7 @@ def run_engine(engine: str, image: str, opts: RunOptions, *, name: str | None = 
         argv += [ref, *(opts.args or ())]
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(exe, argv)        # the engine's stdio, signals and exit code are the container's
+        return name, _foreground(argv)
     from . import state as st
     name, cdir = st.claim(name)
     try:
@@ -164,6 +164,25 @@ def run_engine(engine: str, image: str, opts: RunOptions, *, name: str | None = 
         st.remove_dir(cdir)
         raise
     return name, None
+
+
+def _foreground(argv: list[str]) -> int:
+    """Run the engine with our stdio; forward SIGINT/SIGTERM/SIGHUP to it (its signal proxy
+    passes them to the container); its exit code is the container's."""
+    import signal
+    p = subprocess.Popen(argv)
+
+    def forward(signum: int, _frame: object) -> None:
+        p.send_signal(signum)
+
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.signal(s, forward) for s in sigs}
+    try:
+        code = p.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return code if code >= 0 else 128 - code
 
 
 def _eng(doc: dict[str, Any]) -> list[str]:

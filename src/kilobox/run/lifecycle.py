@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
 
 from ..errors import RunError
 from . import state as st
@@ -27,7 +26,7 @@ from .runtimes import Launch, Runtime, delete_argv, find_runtime, launch, runtim
 FORWARD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
-def _mounts(meta: dict[str, Any], cdir: str, fix: str) -> Mounts:
+def _mounts(meta: dict[str, object], cdir: str, fix: str) -> Mounts:
     overlay = meta.get("overlay", "")
     scratch = ""
     if overlay == "tmpfs":
@@ -40,7 +39,7 @@ def _mounts(meta: dict[str, Any], cdir: str, fix: str) -> Mounts:
                   scratch=scratch, mkdirs=tuple(meta.get("mkdirs") or ()), cgroup_fix=fix)
 
 
-def _plan(meta: dict[str, Any], name: str, cdir: str, runtime: str | None) -> tuple[Launch, Mounts]:
+def _plan(meta: dict[str, object], name: str, cdir: str, runtime: str | None) -> tuple[Launch, Mounts]:
     rt = find_runtime(runtime)
     root = runtime_root(st.state_root(), rt)
     os.makedirs(root, mode=0o700, exist_ok=True)
@@ -49,8 +48,8 @@ def _plan(meta: dict[str, Any], name: str, cdir: str, runtime: str | None) -> tu
     return ln, _mounts(meta, cdir, ln.cgroup_fix)
 
 
-def _record(cdir: str, meta: dict[str, Any], name: str, ln: Launch, *, detached: bool, remove: bool,
-            engine: str = "", write: bool = True) -> dict[str, Any]:
+def _record(cdir: str, meta: dict[str, object], name: str, ln: Launch, *, detached: bool, remove: bool,
+            engine: str = "", write: bool = True) -> dict[str, object]:
     doc = {"name": name, "image": meta.get("image", ""), "digest": meta.get("digest", ""),
            "bundle": meta.get("dir", ""), "argv": meta.get("argv", []), "runtime": ln.runtime.name if ln else engine,
            "runtime_path": ln.runtime.path if ln else "", "runtime_root": ln.argv[2] if ln else "",
@@ -66,13 +65,13 @@ def _exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def _set_runtime_pid(cdir: str, doc: dict[str, Any], pid: int) -> None:
+def _set_runtime_pid(cdir: str, doc: dict[str, object], pid: int) -> None:
     doc["runtime_pid"] = pid
     doc["runtime_started"] = st.start_time(pid)
     st.write_json(os.path.join(cdir, "state.json"), {k: v for k, v in doc.items() if not k.startswith("_")})
 
 
-def run_foreground(meta: dict[str, Any], *, name: str | None = None, remove: bool = False,
+def run_foreground(meta: dict[str, object], *, name: str | None = None, remove: bool = False,
                    runtime: str | None = None, stdin: int = 0, stdout: int = 1, stderr: int = 2) -> tuple[str, int]:
     """Run the bundle in the foreground; returns (name, the container's exit code)."""
     name, cdir = st.claim(name)
@@ -85,7 +84,7 @@ def run_foreground(meta: dict[str, Any], *, name: str | None = None, remove: boo
     hits = [0]
     pid = 0
 
-    def forward(signum: int, _frame: Any) -> None:
+    def forward(signum: int, _frame: object) -> None:
         if not pid:
             return
         if signum in (signal.SIGINT, signal.SIGTERM):
@@ -124,7 +123,7 @@ def _kill(pid: int, sig: int) -> None:
         pass
 
 
-def start_detached(meta: dict[str, Any], *, name: str | None = None, remove: bool = False,
+def start_detached(meta: dict[str, object], *, name: str | None = None, remove: bool = False,
                    runtime: str | None = None, timeout: float = 30.0) -> str:
     """Start the bundle in the background under a monitor; returns the container's name."""
     name, cdir = st.claim(name)
@@ -163,7 +162,7 @@ def start_detached(meta: dict[str, Any], *, name: str | None = None, remove: boo
                    hint="see the runtime's message above, or run it in the foreground")
 
 
-def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, Any], w: int, remove: bool,
+def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: int, remove: bool,
              timeout: float) -> None:
     """The detached container's keeper (never returns)."""
     code = 125
@@ -246,7 +245,7 @@ def stop(name: str, timeout: float = 10.0) -> int | None:
     return st.status(doc)[1] if os.path.exists(doc["_dir"]) else None
 
 
-def _wait_exit(doc: dict[str, Any], timeout: float) -> bool:
+def _wait_exit(doc: dict[str, object], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     cdir = doc["_dir"]
     exit_file = os.path.join(cdir, "exit")
@@ -282,7 +281,7 @@ def remove(name: str, force: bool = False) -> None:
     st.remove_dir(doc["_dir"])
 
 
-def _runtime_delete(doc: dict[str, Any], name: str) -> None:
+def _runtime_delete(doc: dict[str, object], name: str) -> None:
     """Drop leftovers in the runtime's own state (normally gone: ``run`` deletes on exit)."""
     root = doc.get("runtime_root") or ""
     if not root or not os.path.isdir(os.path.join(root, name)):
@@ -304,7 +303,7 @@ def _runtime_delete(doc: dict[str, Any], name: str) -> None:
         os.close(null)
 
 
-def logs(name: str, follow: bool = False, out: Any = None) -> None:
+def logs(name: str, follow: bool = False, out: object = None) -> None:
     """Copy the container's log to *out* (binary stream); with *follow*, until it exits."""
     import sys
     doc = st.load(name)
@@ -339,7 +338,7 @@ def logs(name: str, follow: bool = False, out: Any = None) -> None:
             time.sleep(0.05)
 
 
-def ps() -> list[dict[str, Any]]:
+def ps() -> list[dict[str, object]]:
     """Every known container: name, image, command, status, exit code, created."""
     rows = []
     for doc in st.iter_containers():

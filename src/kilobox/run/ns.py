@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import NamedTuple
+from collections import namedtuple
 
 from ..errors import RunError
 
@@ -27,13 +27,12 @@ MNT_DETACH = 2
 _libc = None
 
 
-class Mounts(NamedTuple):
-    rootfs: str                  # the shared, unpacked image (or a user's rootfs dir)
-    target: str                  # the bundle's rootfs mount point
-    overlay: str = ""            # "" (read-only bind) | "tmpfs" | "disk"
-    scratch: str = ""            # tmpfs: an empty dir to mount it on; disk: dir holding upper/ and work/
-    mkdirs: tuple[str, ...] = ()  # mount points to create in the overlay
-    cgroup_fix: str = ""         # "" | "cgroup2" | "legacy"
+#: rootfs: the shared, unpacked image (or a user's rootfs dir) · target: the bundle's rootfs
+#: mount point · overlay: "" (read-only bind) | "tmpfs" | "disk" · scratch: tmpfs: an empty dir
+#: to mount it on; disk: the dir holding upper/ and work/ · mkdirs: mount points to create in
+#: the overlay · cgroup_fix: "" | "cgroup2" | "legacy"
+Mounts = namedtuple("Mounts", "rootfs target overlay scratch mkdirs cgroup_fix",
+                    defaults=("", "", (), ""))
 
 
 def _lib():

@@ -7,7 +7,7 @@ a cached bundle before anything else is loaded.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from collections import namedtuple
 
 from ..errors import UsageError
 
@@ -22,23 +22,22 @@ _TMPFS_OPT_RE = r"[A-Za-z0-9_=.+-]+\Z"
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-class RunOptions(NamedTuple):
-    """Everything that shapes the runtime config (part of the bundle cache key)."""
+_FIELDS = ("user", "read_write", "cap_add", "env", "entrypoint", "args", "workdir", "network", "tmpfs",
+           "memory", "pids_limit", "cpus", "hostname", "seccomp")
+_DEFAULTS = (None, False, (), (), None, None, None, "none", (), None, None, None, None, "default")
 
-    user: str | None = None               # --user; None = the image's user
-    read_write: bool = False              # --read-write
-    cap_add: tuple[str, ...] = ()         # CAP_* names, normalised
-    env: tuple[str, ...] = ()             # KEY=VALUE overrides, in order
-    entrypoint: str | None = None         # --entrypoint ("" clears it)
-    args: tuple[str, ...] | None = None   # after the image; None = the image's Cmd
-    workdir: str | None = None            # --workdir
-    network: str = "none"                 # none (loopback only) | host
-    tmpfs: tuple[str, ...] = ()           # PATH[:opts]
-    memory: int | None = None             # bytes
-    pids_limit: int | None = None
-    cpus: float | None = None
-    hostname: str | None = None
-    seccomp: str = "default"              # default | unconfined
+
+class RunOptions(namedtuple("RunOptions", _FIELDS, defaults=_DEFAULTS)):
+    """Everything that shapes the runtime config (part of the bundle cache key).
+
+    user: ``--user`` (None: the image's) · read_write · cap_add: CAP_* names, sorted ·
+    env: ``KEY=VALUE`` overrides in order · entrypoint (``""`` clears it) · args: after the
+    image (None: the image's Cmd) · workdir · network: ``none`` (loopback only) | ``host`` ·
+    tmpfs: ``PATH[:opts]`` · memory: bytes · pids_limit · cpus · hostname ·
+    seccomp: ``default`` | ``unconfined``. (A plain namedtuple: no ``typing`` on the warm path.)
+    """
+
+    __slots__ = ()
 
     @property
     def has_limits(self) -> bool:

@@ -16,7 +16,7 @@ runc and youki handle v1, hybrid and v2 hosts themselves.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from collections import namedtuple
 
 from ..errors import RunError, ToolMissing
 
@@ -25,17 +25,11 @@ PACKAGES = {"crun": "crun", "runc": "runc", "youki": "youki"}
 CGROUP = "/sys/fs/cgroup"
 
 
-class Runtime(NamedTuple):
-    name: str      # crun | runc | youki (family, decides the command line)
-    path: str
-
-
-class Launch(NamedTuple):
-    """How to start one container: the runtime's argv and the namespace fix-up it needs."""
-
-    argv: list[str]
-    cgroup_fix: str        # "" | "cgroup2" (mount cgroup2 on /sys/fs/cgroup) | "legacy" (hide unified)
-    runtime: Runtime
+#: name: crun | runc | youki (the family decides the command line); path: the executable
+Runtime = namedtuple("Runtime", "name path")
+#: how to start one container: argv of the runtime; cgroup_fix: "" | "cgroup2" (cgroup2 at
+#: /sys/fs/cgroup) | "legacy" (hide the unified hierarchy); runtime: the :data:`Runtime`
+Launch = namedtuple("Launch", "argv cgroup_fix runtime")
 
 
 def cgroup_mode(base: "str | os.PathLike[str]" = CGROUP) -> str:

@@ -22,7 +22,7 @@ import contextlib
 import json
 import os
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
 
 from ..errors import NotFound, RunError
 from .options import check_name
@@ -35,11 +35,11 @@ def state_root() -> str:
     return os.path.join(xdg, "kilobox") if xdg else os.path.join(os.path.expanduser("~"), ".local", "state", "kilobox")
 
 
-def containers_dir(root: Any = None) -> str:
+def containers_dir(root: object = None) -> str:
     return os.path.join(os.fspath(root) if root is not None else state_root(), "containers")
 
 
-def claim(name: str | None, root: Any = None) -> tuple[str, str]:
+def claim(name: str | None, root: object = None) -> tuple[str, str]:
     """Reserve *name* (or a fresh ``kb-xxxxxx``); returns (name, its directory)."""
     base = containers_dir(root)
     try:
@@ -67,7 +67,7 @@ def claim(name: str | None, root: Any = None) -> tuple[str, str]:
     raise RunError(f"cannot find a free container name in {base}")
 
 
-def write_json(path: Any, doc: dict[str, Any]) -> None:
+def write_json(path: object, doc: dict[str, object]) -> None:
     """Replace *path* atomically (no fsync: state must survive kilobox, not power loss)."""
     path = os.fspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
@@ -76,7 +76,7 @@ def write_json(path: Any, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def write_exit(cdir: Any, code: int) -> None:
+def write_exit(cdir: object, code: int) -> None:
     cdir = os.fspath(cdir)
     tmp = os.path.join(cdir, f".exit.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
@@ -85,14 +85,14 @@ def write_exit(cdir: Any, code: int) -> None:
         os.replace(tmp, os.path.join(cdir, "exit"))
 
 
-def container_dir(name: str, root: Any = None) -> str:
+def container_dir(name: str, root: object = None) -> str:
     d = os.path.join(containers_dir(root), name)
     if not name or "/" in name or name.startswith(".") or not os.path.isfile(os.path.join(d, "state.json")):
         raise NotFound(f"no such container: {name}", hint="list containers with: kilobox ps")
     return d
 
 
-def load(name: str, root: Any = None) -> dict[str, Any]:
+def load(name: str, root: object = None) -> dict[str, object]:
     d = container_dir(name, root)
     path = os.path.join(d, "state.json")
     try:
@@ -131,7 +131,7 @@ def alive(pid: int | None, started: int | None) -> bool:
     return st is not None and (started is None or st == started)
 
 
-def read_int(path: Any) -> int | None:
+def read_int(path: object) -> int | None:
     try:
         with open(path) as f:
             return int(f.read().strip() or "x")
@@ -139,7 +139,7 @@ def read_int(path: Any) -> int | None:
         return None
 
 
-def init_pid(doc: dict[str, Any]) -> int | None:
+def init_pid(doc: dict[str, object]) -> int | None:
     """The container's init pid, if it is still the process its runtime started."""
     pid = read_int(os.path.join(doc["_dir"], "pid"))
     if pid is None or start_time(pid) is None:
@@ -152,7 +152,7 @@ def init_pid(doc: dict[str, Any]) -> int | None:
     return pid
 
 
-def status(doc: dict[str, Any]) -> tuple[str, int | None]:
+def status(doc: dict[str, object]) -> tuple[str, int | None]:
     """(``running`` | ``exited`` | ``created`` | ``dead``, exit code)."""
     code = read_int(os.path.join(doc["_dir"], "exit"))
     if code is not None:
@@ -164,7 +164,7 @@ def status(doc: dict[str, Any]) -> tuple[str, int | None]:
     return "dead", None
 
 
-def iter_containers(root: Any = None) -> Iterator[dict[str, Any]]:
+def iter_containers(root: object = None) -> Iterator[dict[str, object]]:
     base = containers_dir(root)
     if not os.path.isdir(base):
         return
@@ -199,7 +199,7 @@ def _rmtree(d: str) -> None:
     shutil.rmtree(d, onerror=onerror)
 
 
-def remove_dir(d: Any) -> None:
+def remove_dir(d: object) -> None:
     """Remove a container directory (renamed first: a half-removed one never looks like a container)."""
     d = os.fspath(d)
     if not os.path.lexists(d):

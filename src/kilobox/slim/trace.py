@@ -153,67 +153,69 @@ def traced_run(meta: dict[str, Any], probe: Probe, *, runtime: str | None = None
     glob = ln.argv[:cut]
     side = Mounts("", "", cgroup_fix=ln.cgroup_fix) if ln.cgroup_fix else None
     log_path, trace_path = work / "output", work / "strace.log"
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    tracer: subprocess.Popen | None = None
-    init = 0
-    created = False
-    start = time.monotonic()
     try:
-        create = glob + ["create"] + ln.argv[cut + 1:]
-        rc = _run_quiet(create, _mounts(meta, work, ln.cgroup_fix), log)
-        created = True
-        if rc != 0:
-            raise RunError(f"{rt.name} create failed (exit {rc}): {_tail(log_path, 400) or 'no message'}")
-        init = st.read_int(work / "pid") or 0
-        if not init:
-            raise RunError(f"{rt.name} create wrote no pid file")
-        tracer = subprocess.Popen([strace, "-f", "-y", "-s", "4096", "-q", *_pidns_args(strace), "-e", STRACE_CALLS,
-                                   "-o", str(trace_path), "-p", str(init)],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + ATTACH_TIMEOUT
-        while not _traced(init):
-            if tracer.poll() is not None or time.monotonic() > deadline:
-                err = (tracer.stderr.read() if tracer.stderr else b"").decode(errors="replace").strip()
-                raise RunError(f"strace could not attach to the container (pid {init}): {err or 'timed out'}",
-                               hint="check kernel.yama.ptrace_scope (must be < 3) and that ptrace is allowed")
-            time.sleep(0.005)
-        rc = _run_quiet(glob + ["start", cid], side, log)
-        if rc != 0:
-            raise RunError(f"{rt.name} start failed (exit {rc}): {_tail(log_path, 400) or 'no message'}")
-        if probe.url or probe.cmd:
-            result = probe.run(alive=lambda: _alive(init))
-        else:
-            t0 = time.monotonic()
-            while _alive(init) and time.monotonic() - t0 < exit_timeout:
-                time.sleep(0.02)
-            result = ProbeResult(not _alive(init), "exited" if not _alive(init) else
-                                 f"still running after {exit_timeout:.0f}s", time.monotonic() - t0)
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        tracer: subprocess.Popen | None = None
+        init = 0
+        created = False
+        start = time.monotonic()
+        try:
+            create = glob + ["create"] + ln.argv[cut + 1:]
+            rc = _run_quiet(create, _mounts(meta, work, ln.cgroup_fix), log)
+            created = True
+            if rc != 0:
+                raise RunError(f"{rt.name} create failed (exit {rc}): {_tail(log_path, 400) or 'no message'}")
+            init = st.read_int(work / "pid") or 0
+            if not init:
+                raise RunError(f"{rt.name} create wrote no pid file")
+            tracer = subprocess.Popen([strace, "-f", "-y", "-s", "4096", "-q", *_pidns_args(strace), "-e", STRACE_CALLS,
+                                       "-o", str(trace_path), "-p", str(init)],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + ATTACH_TIMEOUT
+            while not _traced(init):
+                if tracer.poll() is not None or time.monotonic() > deadline:
+                    err = (tracer.stderr.read() if tracer.stderr else b"").decode(errors="replace").strip()
+                    raise RunError(f"strace could not attach to the container (pid {init}): {err or 'timed out'}",
+                                   hint="check kernel.yama.ptrace_scope (must be < 3) and that ptrace is allowed")
+                time.sleep(0.005)
+            rc = _run_quiet(glob + ["start", cid], side, log)
+            if rc != 0:
+                raise RunError(f"{rt.name} start failed (exit {rc}): {_tail(log_path, 400) or 'no message'}")
+            if probe.url or probe.cmd:
+                result = probe.run(alive=lambda: _alive(init))
+            else:
+                t0 = time.monotonic()
+                while _alive(init) and time.monotonic() - t0 < exit_timeout:
+                    time.sleep(0.02)
+                result = ProbeResult(not _alive(init), "exited" if not _alive(init) else
+                                     f"still running after {exit_timeout:.0f}s", time.monotonic() - t0)
+        finally:
+            _stop(init)
+            if tracer is not None:
+                try:
+                    tracer.wait(timeout=STOP_GRACE * 2)
+                except subprocess.TimeoutExpired:
+                    tracer.kill()
+                    tracer.wait()
+                if tracer.stderr:
+                    tracer.stderr.close()
+            if created:
+                _run_quiet(glob + ["delete", "--force", cid], side, log)
+            os.close(log)
+        seconds = time.monotonic() - start
+        with open(trace_path, errors="surrogateescape") as f:
+            trace = stracelog.parse(f, initial_cwd=cwd, after_exec=True)
+        output = _tail(log_path)
+        if not (probe.url or probe.cmd):
+            code = trace.exit_code
+            result = ProbeResult(result.ok and code == "0", f"exit status {code}" if code else result.detail,
+                                 result.seconds)
+        return TracedRun(trace, result, output, rt.name, seconds)
     finally:
-        _stop(init)
-        if tracer is not None:
-            try:
-                tracer.wait(timeout=STOP_GRACE * 2)
-            except subprocess.TimeoutExpired:
-                tracer.kill()
-                tracer.wait()
-            if tracer.stderr:
-                tracer.stderr.close()
-        if created:
-            _run_quiet(glob + ["delete", "--force", cid], side, log)
-        os.close(log)
-    seconds = time.monotonic() - start
-    with open(trace_path, errors="surrogateescape") as f:
-        trace = stracelog.parse(f, initial_cwd=cwd, after_exec=True)
-    output = _tail(log_path)
-    if not (probe.url or probe.cmd):
-        code = trace.exit_code
-        result = ProbeResult(result.ok and code == "0", f"exit status {code}" if code else result.detail,
-                             result.seconds)
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(trace_path, keep / "strace.log")
-    shutil.rmtree(work, ignore_errors=True)
-    return TracedRun(trace, result, output, rt.name, seconds)
+        if keep is not None and trace_path.exists():
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(trace_path, keep / "strace.log")
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def catches(pid: int, sig: int) -> bool:
