@@ -68,28 +68,32 @@ def isolated_podman(base: Path) -> None:
     os.environ["CONTAINERS_CONF"] = str(base / "containers.conf")
 
 
-def wall(cmd: list[str], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def breakdown(image: str, n: int) -> list[tuple[str, float]]:
-    """Where a warm `kilobox run --rm hello` spends its time (whole processes, medians)."""
+def breakdown(image: str, n: int) -> list[tuple[str, float, float]]:
+    """Where a warm `kilobox run --rm hello` spends its time: whole processes, alternating, medians."""
+    import resource
     py = sys.executable
     fast = ("import os, sys\nfrom kilobox.cli.run_cmd import fast_main\n"
             "rc = fast_main(sys.argv[1:])\nsys.stdout.flush()\nos._exit(rc)\n")
     rows = [
-        ("python -c pass", wall([py, "-c", "pass"], n)),
-        ("kilobox --version (interpreter + CLI imports + argparse)", wall([str(KILOBOX), "--version"], n)),
-        ("kilobox run --rm hello (the CLI as shipped)", wall([str(KILOBOX), "run", "--rm", image], n)),
+        ("python -c pass", [py, "-c", "pass"]),
+        ("kilobox --version (interpreter + CLI imports + argparse)", [str(KILOBOX), "--version"]),
+        ("kilobox run --rm hello (the CLI as shipped)", [str(KILOBOX), "run", "--rm", image]),
         ("same through run_cmd.fast_main (no argparse; needs a 3-line hook in cli.main)",
-         wall([py, "-c", fast, "run", "--rm", image], n)),
+         [py, "-c", fast, "run", "--rm", image]),
     ]
-    return [(name, statistics.median(xs)) for name, xs in rows]
+    walls: dict[str, list[float]] = {name: [] for name, _ in rows}
+    cpus: dict[str, list[float]] = {name: [] for name, _ in rows}
+    for r in range(n + 1):
+        for name, cmd in rows[r % len(rows):] + rows[:r % len(rows)]:
+            c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            dt = (time.perf_counter() - t) * 1000
+            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if r:                                   # round 0 is the warm-up
+                walls[name].append(dt)
+                cpus[name].append((c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) * 1000)
+    return [(name, statistics.median(walls[name]), statistics.median(cpus[name])) for name, _ in rows]
 
 
 def table(res: dict, goal_lines: list[str]) -> str:
@@ -159,8 +163,8 @@ def main() -> int:
                           options=make_options(network="host", env=[f"PORT={port}"]))
         print(format_table(svc))
         parts = breakdown(hello, max(10, args.runs // 2))
-        for name, ms in parts:
-            print(f"{ms:7.1f} ms  {name}")
+        for name, ms, cpu in parts:
+            print(f"{ms:7.1f} ms  {cpu:7.1f} ms CPU  {name}")
     finally:
         subprocess.run(["podman", "rm", "-af"], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
@@ -189,11 +193,11 @@ conmon and its cleanup process, which it does not reap.
 
 {table(svc, [f"- median {k:.1f} ms; goal ≤ 50 ms: {'met' if k <= 50 else 'NOT met'}."])}
 
-### Where a warm `kilobox run --rm hello` spends its time (whole processes, medians)
+### Where a warm `kilobox run --rm hello` spends its time (whole processes, alternating, medians)
 
-| part | ms |
-| --- | ---: |
-""" + "\n".join(f"| {name} | {ms:.1f} |" for name, ms in parts) + """
+| part | wall ms | CPU ms |
+| --- | ---: | ---: |
+""" + "\n".join(f"| {name} | {ms:.1f} | {cpu:.1f} |" for name, ms, cpu in parts) + """
 
 Reading: crun itself is fast here because kilobox hands it a seccomp filter compiled once (crun's own
 `seccomp.bpf`, harvested at bundle time and passed in the `run.oci.seccomp_bpf_data` annotation); without

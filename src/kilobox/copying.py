@@ -7,14 +7,16 @@ Order: blobs, then child manifests, then the root — what registries require.
 
 from __future__ import annotations
 
-from typing import Callable
-
 from .errors import ManifestError
 from .formats import Options, Sink, Source, open_sink, open_source
 from .oci import Descriptor, Index, Manifest, Platform, VerifyingReader, parse_manifest_or_index
 from .transports import Location
 
-Progress = Callable[[str, int, int], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Callable
+
+    Progress = Callable[[str, int, int], None]
 
 
 def copy_blob(src: Source, dst: Sink, desc: Descriptor, progress: Progress | None = None) -> bool:
@@ -24,13 +26,19 @@ def copy_blob(src: Source, dst: Sink, desc: Descriptor, progress: Progress | Non
     mount = getattr(dst, "mount_blob", None)   # optional sink hook: registry cross-repo mount
     if mount is not None and mount(desc, src):
         return True
+    link = getattr(dst, "link_blob", None)     # optional sink hook: take a verified local file as is
+    if link is not None:
+        local = src.verified_blob_path(desc) if hasattr(src, "verified_blob_path") else None
+        if local is not None and link(desc, local):
+            if progress is not None:
+                progress(desc.digest.hex[:12], desc.size, desc.size)
+            return True
     with src.open_blob(desc) as raw:
         stream = raw
         if progress is not None:
             from .progress import CountingReader
             stream = CountingReader(raw, progress, desc.digest.hex[:12], desc.size)
-        dst.write_blob(desc, VerifyingReader(stream, desc.digest, desc.size, what=f"blob {desc.digest}"),
-                       source_path=src.blob_path(desc))
+        dst.write_blob(desc, VerifyingReader(stream, desc.digest, desc.size, what=f"blob {desc.digest}"))
     return True
 
 

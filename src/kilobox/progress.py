@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 import time
-from typing import Any, Callable, Iterator
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, Iterator
 
 #: seconds a transfer must run before bars appear
 DELAY = 0.4
 
-Callback = Callable[[str, int, int], None]
+Callback = "Callable[[str, int, int], None]"
 
 
 class _Bars:
@@ -25,6 +27,7 @@ class _Bars:
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
+        import threading
         self._t0 = time.monotonic()
         self._lock = threading.Lock()
         self._progress: Any = None

@@ -10,71 +10,111 @@ Lives in ``$KILOBOX_CACHE``, else ``$XDG_CACHE_HOME/kilobox``, else
 Writes are atomic (temp file, fsync, rename), so two kilobox processes can
 fill the store at once: the loser of a race renames identical bytes over
 identical bytes. Structural changes (prune) take an exclusive ``flock``.
+The store is a cache: a blob's content is made durable before it is renamed
+into place (layouts may hard-link it), but the rename itself is not — after
+a crash an entry may be missing, never wrong.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import shutil
-import tempfile
-import time
-from pathlib import Path
-from typing import BinaryIO, Iterator
 
-from ._atomic import fsync_dir
+from ._atomic import mkstemp
 from .errors import StoreError
 from .oci import Descriptor, Digest, VerifyingReader
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+    from typing import BinaryIO, Iterator
 
 CHUNK = 1 << 20
 
 
-def default_root() -> Path:
+def _default_root() -> str:
     env = os.environ.get("KILOBOX_CACHE")
     if env:
-        return Path(env)
+        return env
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg) / "kilobox" if xdg else Path.home() / ".cache" / "kilobox"
+    return os.path.join(xdg, "kilobox") if xdg else os.path.join(os.path.expanduser("~"), ".cache", "kilobox")
+
+
+def default_root() -> Path:
+    from pathlib import Path
+    return Path(_default_root())
 
 
 class Store:
-    """A content-addressed blob store plus named cache areas."""
+    """A content-addressed blob store plus named cache areas.
+
+    The blob methods a pull uses work on path strings inside (:mod:`pathlib`
+    is imported only when a :class:`~pathlib.Path` is handed out).
+    """
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(root) if root is not None else default_root()
+        self._root = os.fspath(root) if root is not None else _default_root()
+        self._root_path: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        if self._root_path is None:
+            from pathlib import Path
+            self._root_path = Path(self._root)
+        return self._root_path
+
+    @root.setter
+    def root(self, value: str | os.PathLike[str]) -> None:
+        self._root = os.fspath(value)
+        self._root_path = None
 
     # -- blobs ---------------------------------------------------------------
-    def blob_path(self, digest: Digest | str) -> Path:
+    def blob_file(self, digest: Digest | str) -> str:
+        """The path of a blob, as a string."""
         d = digest if isinstance(digest, Digest) else Digest.parse(digest)
-        return self.root / "blobs" / d.algorithm / d.hex
+        return os.path.join(self._root, "blobs", d.algorithm, d.hex)
+
+    def blob_path(self, digest: Digest | str) -> Path:
+        from pathlib import Path
+        return Path(self.blob_file(digest))
 
     def has_blob(self, digest: Digest | str, size: int | None = None) -> bool:
-        p = self.blob_path(digest)
         try:
-            st = p.stat()
+            st = os.stat(self.blob_file(digest))
         except FileNotFoundError:
             return False
         return size is None or st.st_size == size
 
-    def put_blob(self, desc: Descriptor, stream: BinaryIO) -> Path:
-        """Stream a blob in, verifying digest and size before it becomes visible."""
-        dest = self.blob_path(desc.digest)
+    def put_blob(self, desc: Descriptor, stream: BinaryIO, durable: bool = True) -> Path:
+        """Stream a blob in, verifying digest and size before it becomes visible.
+
+        *durable*: fsync the content before the rename (False for small JSON that
+        every reader verifies anyway; a blob that may be linked into a layout is durable).
+        """
+        from pathlib import Path
+        return Path(self.store_blob(desc, stream, durable))
+
+    def store_blob(self, desc: Descriptor, stream: BinaryIO, durable: bool = True) -> str:
+        """:meth:`put_blob`, returning the path as a string."""
+        dest = self.blob_file(desc.digest)
         if self.has_blob(desc.digest, desc.size):
             return dest
         reader = stream if isinstance(stream, VerifyingReader) else VerifyingReader(stream, desc.digest, desc.size)
-        with self.temp_file() as (f, tmp):
+        with self._temp_file() as (f, tmp):
             while True:
                 chunk = reader.read(CHUNK)
                 if not chunk:
                     break
                 f.write(chunk)
             f.flush()
-            os.fsync(f.fileno())
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            if durable:
+                os.fsync(f.fileno())
             os.chmod(tmp, 0o444)
-            os.replace(tmp, dest)
-        fsync_dir(dest.parent)
+            try:
+                os.replace(tmp, dest)
+            except FileNotFoundError:           # the first blob of this algorithm
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                os.replace(tmp, dest)
         return dest
 
     def put_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
@@ -85,7 +125,8 @@ class Store:
 
     def read_blob(self, digest: Digest | str) -> bytes:
         try:
-            return self.blob_path(digest).read_bytes()
+            with open(self.blob_file(digest), "rb") as f:
+                return f.read()
         except FileNotFoundError:
             from .errors import NotFound
             raise NotFound(f"blob {digest} is not in the store {self.root}") from None
@@ -94,23 +135,31 @@ class Store:
     @contextlib.contextmanager
     def temp_file(self) -> Iterator[tuple[BinaryIO, Path]]:
         """A temp file inside the store; removed unless renamed away."""
-        tmpdir = self.root / "tmp"
+        from pathlib import Path
+        with self._temp_file() as (f, name):
+            yield f, Path(name)
+
+    @contextlib.contextmanager
+    def _temp_file(self) -> Iterator[tuple[BinaryIO, str]]:
+        tmpdir = os.path.join(self._root, "tmp")
         try:
-            tmpdir.mkdir(parents=True, exist_ok=True)
+            if not os.path.isdir(tmpdir):
+                os.makedirs(tmpdir, exist_ok=True)
         except OSError as e:
-            raise StoreError(f"cannot create the store at {self.root}: {e.strerror}",
+            raise StoreError(f"cannot create the store at {self._root}: {e.strerror}",
                              hint="set KILOBOX_CACHE to a writable directory") from None
-        fd, name = tempfile.mkstemp(dir=tmpdir, prefix="blob.")
-        path = Path(name)
+        fd, name = mkstemp(tmpdir, prefix="blob.")
         try:
             with os.fdopen(fd, "wb") as f:
-                yield f, path  # type: ignore[misc]
+                yield f, name  # type: ignore[misc]
         finally:
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                os.unlink(name)
 
     def temp_dir(self, prefix: str = "dir.") -> Path:
         """A new temp directory inside the store (caller renames or removes it)."""
+        import tempfile
+        from pathlib import Path
         tmpdir = self.root / "tmp"
         tmpdir.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(dir=tmpdir, prefix=prefix))
@@ -124,6 +173,7 @@ class Store:
     @contextlib.contextmanager
     def lock(self, name: str = "store", shared: bool = False) -> Iterator[None]:
         """An advisory flock on ``locks/<name>`` (exclusive unless *shared*)."""
+        import fcntl
         d = self.root / "locks"
         d.mkdir(parents=True, exist_ok=True)
         fd = os.open(d / name, os.O_RDWR | os.O_CREAT, 0o644)
@@ -156,6 +206,7 @@ class Store:
         Returns (entries removed, bytes freed). Holds the store lock so a
         concurrent prune cannot race; concurrent readers re-fetch what they miss.
         """
+        import time
         cutoff = time.time() - older_than
         removed = freed = 0
         with self.lock():
@@ -206,4 +257,5 @@ def _rmtree(p: Path) -> None:
             os.chmod(os.path.dirname(path), 0o755)
             os.chmod(path, 0o755)
             func(path)
+    import shutil
     shutil.rmtree(p, onerror=onerror)

@@ -16,45 +16,15 @@ import gzip
 import io
 import random
 import tarfile
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
-from .errors import DigestMismatch, ManifestError, NotFound
+from .errors import DigestMismatch, ManifestError
 from .formats import Options, Source
-from .oci import Descriptor, Digest, ImageConfig, Index, Manifest, Platform, parse_manifest_or_index
+from .formats.memory import MemorySink, MemorySource
+from .oci import (Descriptor, Digest, ImageConfig, Index, Manifest, Platform, VerifyingReader,
+                  parse_manifest_or_index)
 from .oci import mediatypes as mt
 from .transports import Location
-
-
-@dataclass
-class MemorySource(Source):
-    """A :class:`Source` over blobs held in memory (fixtures, tests, tiny images)."""
-
-    root_desc: Descriptor
-    blobs: dict[str, bytes] = field(default_factory=dict)
-    name: str = "memory"
-
-    def root(self) -> Descriptor:
-        return self.root_desc
-
-    def _get(self, desc: Descriptor) -> bytes:
-        try:
-            return self.blobs[str(desc.digest)]
-        except KeyError:
-            raise NotFound(f"{self.name}: blob {desc.digest} is missing") from None
-
-    def manifest_bytes(self, desc: Descriptor) -> bytes:
-        data = self._get(desc)
-        desc.digest.verify(data, desc.size, what=f"{self.name}: blob")
-        return data
-
-    def open_blob(self, desc: Descriptor) -> BinaryIO:
-        return io.BytesIO(self._get(desc))
-
-    def add(self, media_type: str, data: bytes, **kw: Any) -> Descriptor:
-        desc = Descriptor.for_bytes(media_type, data, **kw)
-        self.blobs[str(desc.digest)] = data
-        return desc
 
 
 def tar_bytes(files: dict[str, bytes], *, mode: int = 0o644) -> bytes:
@@ -152,7 +122,7 @@ def random_image(layers: int = 1, size: int = 1024, *, seed: int | None = 0,
     """
     rng = random.Random(seed)
     plat = platform if isinstance(platform, Platform) else Platform.parse(platform)
-    src = MemorySource(Descriptor(mt.OCI_MANIFEST, Digest.of(b""), 0), name="random-image")
+    src = MemorySource(name="random-image")
     d = _add_image(src, rng, layers, size, plat, compression, files, config, layer_files)
     src.root_desc = Descriptor(d.media_type, d.digest, d.size)
     return src
@@ -162,7 +132,7 @@ def random_index(platforms: tuple[str, ...] | list[str] = ("linux/amd64", "linux
                  size: int = 1024, *, seed: int | None = 0, compression: str = "gzip") -> MemorySource:
     """An in-memory index with one random image per platform."""
     rng = random.Random(seed)
-    src = MemorySource(Descriptor(mt.OCI_INDEX, Digest.of(b""), 0), name="random-index")
+    src = MemorySource(name="random-index")
     children = [_add_image(src, rng, layers, size, Platform.parse(p), compression, None, None) for p in platforms]
     idx = Index.build(children)
     src.root_desc = src.add(mt.OCI_INDEX, idx.raw)
@@ -188,7 +158,6 @@ def validate_image(image: str | Location | Source, *, options: Options | None = 
     hashes to its diff_id. Returns counts: manifests, configs, layers, bytes.
     """
     from .formats import open_source
-    from .oci import VerifyingReader
     own = not isinstance(image, Source)
     src = open_source(image, options) if own else image
     stats = {"manifests": 0, "configs": 0, "layers": 0, "bytes": 0}
@@ -214,7 +183,8 @@ def validate_image(image: str | Location | Source, *, options: Options | None = 
                     reader = VerifyingReader(raw_f, layer.digest, layer.size, what=f"layer {layer.digest}")
                     if check_layers:
                         _check_diff_id(reader, layer.media_type, diff_id)
-                    reader.drain()
+                    else:
+                        reader.drain()
                 stats["layers"] += 1
                 stats["bytes"] += layer.size
     finally:
@@ -223,25 +193,29 @@ def validate_image(image: str | Location | Source, *, options: Options | None = 
     return stats
 
 
-def _check_diff_id(reader: BinaryIO, media_type: str, diff_id: Digest) -> None:
-    comp = mt.layer_compression(media_type)
+def _check_diff_id(reader: VerifyingReader, media_type: str, diff_id: Digest) -> None:
+    """Decompress (bounded, as every reader of kilobox does) and compare with *diff_id*.
+
+    A stream that does not decompress is a :class:`~kilobox.errors.DigestMismatch`
+    when the blob itself is not what its descriptor says, else a ``LayerError``.
+    """
+    from .errors import LayerError
+    from .layers import open_decompressed
     h = diff_id.hasher()
-    if comp == "gzip":
-        stream: Any = gzip.GzipFile(fileobj=reader, mode="rb")
-    elif comp == "zstd":
-        import zstandard
-        stream = zstandard.ZstdDecompressor().stream_reader(reader)
-    else:
-        stream = reader
-    while True:
-        chunk = stream.read(1 << 20)
-        if not chunk:
-            break
-        h.update(chunk)
+    stream = open_decompressed(reader, media_type, what=f"layer of type {media_type}")  # closes *reader*
+    try:
+        while chunk := stream.read(1 << 20):
+            h.update(chunk)
+        reader.drain()                     # the compressed blob is checked first…
+    except LayerError:
+        reader.drain()                     # …also when it does not decompress
+        raise
+    finally:
+        stream.close()
     if h.hexdigest() != diff_id.hex:
         raise DigestMismatch(f"layer of type {media_type}: uncompressed content does not match "
                              f"diff_id {diff_id}")
 
 
-__all__ = ["MemorySource", "random_image", "random_index", "write_image", "validate_image",
+__all__ = ["MemorySource", "MemorySink", "random_image", "random_index", "write_image", "validate_image",
            "tar_bytes", "gzip_bytes"]

@@ -6,22 +6,50 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .errors import ReferenceError_
 from .oci.reference import Reference
 
 TRANSPORTS = ("oci", "oci-archive", "docker-archive", "docker")
 
 
-@dataclass(frozen=True)
 class Location:
-    """Where an image is read from or written to."""
+    """Where an image is read from or written to (immutable, hashable)."""
 
+    __slots__ = ("transport", "path", "tag", "ref")
     transport: str
-    path: str = ""
-    tag: str = ""
-    ref: Reference | None = None
+    path: str
+    tag: str
+    ref: Reference | None
+
+    def __init__(self, transport: str, path: str = "", tag: str = "", ref: Reference | None = None) -> None:
+        s = object.__setattr__
+        s(self, "transport", transport)
+        s(self, "path", path)
+        s(self, "tag", tag)
+        s(self, "ref", ref)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of Location")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of Location")
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.transport, self.path, self.tag, self.ref)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Location, self._key())
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Location:
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Location(transport={self.transport!r}, path={self.path!r}, tag={self.tag!r}, ref={self.ref!r})"
 
     @classmethod
     def parse(cls, text: str) -> "Location":

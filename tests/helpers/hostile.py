@@ -72,9 +72,7 @@ def zst(data: bytes) -> bytes:
     return zstandard.ZstdCompressor().compress(data)
 
 
-def gzip_bomb(size: int) -> bytes:
-    """A gzip stream that inflates to *size* zero bytes (streamed, ~1000:1)."""
-    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+def _bomb(c, size: int) -> bytes:  # noqa: ANN001 - a zlib or zstd compressobj
     chunk = bytes(1 << 20)
     out = bytearray()
     left = size
@@ -83,19 +81,25 @@ def gzip_bomb(size: int) -> bytes:
         out += c.compress(chunk[:n])
         left -= n
     return bytes(out + c.flush())
+
+
+def gzip_bomb(size: int) -> bytes:
+    """A gzip stream that inflates to *size* zero bytes (streamed, ~1000:1)."""
+    return _bomb(zlib.compressobj(9, zlib.DEFLATED, 31), size)
 
 
 def zstd_bomb(size: int) -> bytes:
     import zstandard
-    c = zstandard.ZstdCompressor(level=3).compressobj()
-    chunk = bytes(1 << 20)
-    out = bytearray()
-    left = size
-    while left:
-        n = min(left, len(chunk))
-        out += c.compress(chunk[:n])
-        left -= n
-    return bytes(out + c.flush())
+    return _bomb(zstandard.ZstdCompressor(level=3).compressobj(), size)
+
+
+def negative_size(loops_back: int = 512) -> bytes:
+    """A member whose size is negative (GNU base-256) after a first one: tarfile jumps back for ever.
+
+    (Python's tarfile stops quietly when a jump lands on offset 0, hence the first member.)
+    """
+    return (raw_tar(M("before", data=b"x"), end=False) + header(M("loop", size=-loops_back), tarfile.GNU_FORMAT)
+            + raw_tar(M("after", data=b"x")))
 
 
 def size_lie() -> bytes:
@@ -159,6 +163,7 @@ def corpus(sentinel: str = "/tmp/kilobox-sentinel") -> dict[str, bytes]:
         "device-node": raw_tar(M("dev/sda", "block"), M("dev/mem", "char")),
         "size-lie": size_lie(),
         "truncated-member": truncated_member(),
+        "negative-size": negative_size(),
         "truncated-gzip": gz(big)[:-20],
         "gzip-bomb": gzip_bomb(64 << 20),
         "zstd-bomb": zstd_bomb(64 << 20),

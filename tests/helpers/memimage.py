@@ -1,52 +1,40 @@
-"""Tiny in-memory images for the registry tests: a Source and a collecting Sink.
+"""Tiny in-memory images for the registry tests, on the library's :class:`MemorySource`.
 
-Built with the model (:class:`Manifest.build`, :class:`ImageConfig.build`,
-:class:`Index.build`), independent of the layout and layer code.
+:class:`MemImage` adds two builders (:meth:`~MemImage.add_image`, :meth:`~MemImage.add_index`)
+made with the model alone (:class:`Manifest.build`, :class:`ImageConfig.build`,
+:class:`Index.build`), independent of the layout and layer code; :class:`MemSink`
+is :class:`~kilobox.formats.memory.MemorySink`, which collects what a copy writes.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import random
-import tarfile
-from pathlib import Path
-from typing import BinaryIO
 
-from kilobox.errors import NotFound
-from kilobox.formats.base import Sink, Source
+from kilobox.formats.memory import MemorySink as MemSink
+from kilobox.formats.memory import MemorySource
 from kilobox.oci import Descriptor, Digest, ImageConfig, Index, Manifest, Platform, mediatypes as mt
+from kilobox.testing import gzip_bytes, tar_bytes
 
 
 def layer_tgz(files: dict[str, bytes]) -> tuple[bytes, Digest]:
     """(gzip bytes, diff_id) of a small deterministic tar."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name in sorted(files):
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(files[name]), 0, 0o644
-            tf.addfile(info, io.BytesIO(files[name]))
-    tar = buf.getvalue()
-    out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as g:
-        g.write(tar)
-    return out.getvalue(), Digest.of(tar)
+    tar = tar_bytes(files)
+    return gzip_bytes(tar), Digest.of(tar)
 
 
-class MemImage(Source):
+class MemImage(MemorySource):
     """An image or index whose blobs live in a dict; doubles as the builder."""
 
     def __init__(self, name: str = "memory") -> None:
-        self.blobs: dict[Digest, bytes] = {}
-        self.name = name
-        self._root: Descriptor | None = None
-        self.opened: list[Digest] = []
+        super().__init__(name=name)
 
-    # -- building --------------------------------------------------------------------
-    def add(self, media_type: str, data: bytes, **kw: object) -> Descriptor:
-        d = Descriptor.for_bytes(media_type, data, **kw)  # type: ignore[arg-type]
-        self.blobs[d.digest] = data
-        return d
+    @property
+    def _root(self) -> Descriptor | None:        # old spelling, still set by benchmarks/copy_registry.py
+        return self.root_desc
+
+    @_root.setter
+    def _root(self, desc: Descriptor | None) -> None:
+        self.root_desc = desc
 
     def add_image(self, *, layers: int = 1, size: int = 1024, seed: int = 0, raw_layers: bool = False,
                   platform: str = "linux/amd64", set_root: bool = True) -> Descriptor:
@@ -75,7 +63,7 @@ class MemImage(Source):
         m = Manifest.build(cfg.descriptor(), descs)
         desc = self.add(m.media_type, m.raw)
         if set_root:
-            self._root = desc
+            self.root_desc = desc
         return desc
 
     def add_index(self, platforms: list[str], *, layers: int = 1, size: int = 512, seed: int = 0) -> Descriptor:
@@ -84,55 +72,8 @@ class MemImage(Source):
             d = self.add_image(layers=layers, size=size, seed=seed + i, platform=p, set_root=False)
             children.append(d.with_(platform=Platform.parse(p)))
         idx = Index.build(children)
-        self._root = self.add(idx.media_type, idx.raw)
-        return self._root
-
-    # -- Source ----------------------------------------------------------------------
-    def root(self) -> Descriptor:
-        assert self._root is not None, "add an image first"
-        return self._root
-
-    def manifest_bytes(self, desc: Descriptor) -> bytes:
-        data = self._get(desc)
-        desc.digest.verify(data, desc.size)
-        return data
-
-    def open_blob(self, desc: Descriptor) -> BinaryIO:
-        self.opened.append(desc.digest)
-        return io.BytesIO(self._get(desc))
-
-    def _get(self, desc: Descriptor) -> bytes:
-        try:
-            return self.blobs[desc.digest]
-        except KeyError:
-            raise NotFound(f"{self.name}: no blob {desc.digest}") from None
+        self.root_desc = self.add(idx.media_type, idx.raw)
+        return self.root_desc
 
 
-class MemSink(Sink):
-    """Collects what a copy writes (blobs read to the end, so verified)."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[Digest, bytes] = {}
-        self.root: Descriptor | None = None
-        self.name = "memsink"
-
-    def has_blob(self, desc: Descriptor) -> bool:
-        return desc.digest in self.blobs
-
-    def write_blob(self, desc: Descriptor, stream: BinaryIO, source_path: Path | None = None) -> None:
-        parts = []
-        while True:
-            c = stream.read(1 << 20)
-            if not c:
-                break
-            parts.append(c)
-        self.blobs[desc.digest] = b"".join(parts)
-
-    def write_manifest(self, desc: Descriptor, raw: bytes) -> None:
-        desc.digest.verify(raw, desc.size)
-        self.blobs[desc.digest] = raw
-
-    def commit(self, root: Descriptor, raw: bytes) -> None:
-        root.digest.verify(raw, root.size)
-        self.blobs[root.digest] = raw
-        self.root = root
+__all__ = ["MemImage", "MemSink", "layer_tgz"]

@@ -18,13 +18,7 @@ from kilobox.formats.registry.client import reset_clients
 from kilobox.oci import Reference
 from tests.helpers.memimage import MemImage, MemSink
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KILOBOX_CACHE", str(tmp_path / "store"))
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))   # never the user's
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("private_store")]
 
 
 def push(ref: str, opts: Options, seed: int = 0) -> RegistrySink:

@@ -18,14 +18,7 @@ from kilobox.formats.registry.client import MAX_TRIES
 from kilobox.oci import Descriptor, Digest, ImageConfig, Manifest, Reference, mediatypes as mt
 from tests.helpers.hostile_registry import HostileRegistry, Reply
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    store = tmp_path / "store"
-    monkeypatch.setenv("KILOBOX_CACHE", str(store))
-    return store
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("private_store")]
 
 
 @pytest.fixture(autouse=True)

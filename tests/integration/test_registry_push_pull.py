@@ -14,14 +14,7 @@ from kilobox.formats.registry import RegistrySink, RegistrySource, list_tags, re
 from kilobox.oci import Index, Manifest, Reference, mediatypes as mt
 from tests.helpers.memimage import MemImage, MemSink
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    store = tmp_path / "store"
-    monkeypatch.setenv("KILOBOX_CACHE", str(store))
-    return store
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("private_store")]
 
 
 def push(img: MemImage, ref: str, **extra: object) -> RegistrySink:

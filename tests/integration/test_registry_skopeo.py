@@ -15,12 +15,7 @@ from kilobox.oci import Reference
 from tests.helpers.memimage import MemImage, MemSink
 from tests.helpers.tools import need
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KILOBOX_CACHE", str(tmp_path / "store"))
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("private_store")]
 
 
 def skopeo(*args: str) -> str:

@@ -18,10 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    s = tmp_path / "store"
-    monkeypatch.setenv("KILOBOX_CACHE", str(s))
-    return s
+def store(private_store: Path) -> Path:
+    return private_store
 
 
 @pytest.fixture(autouse=True)

@@ -122,3 +122,19 @@ def test_generated_configs_validate_against_the_runtime_spec(run_state, probe_im
         validate_runtime_config(json.loads(cfg.read_text()))
         n += 1
     assert n >= 1
+
+
+def test_python_api_with_a_prepared_rootfs(run_state, probe_bin, tmp_path):
+    import shutil
+    import kilobox
+    import kilobox.run  # noqa: F401  the package and the function share the name: both call
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    shutil.copy(probe_bin, root / "probe")
+    out = tmp_path / "out.txt"
+    with open(out, "wb") as f:
+        r = kilobox.run(rootfs=root, config={"Entrypoint": ["/probe"], "Cmd": ["report", "exit=6"], "User": "65532"},
+                        remove=True, stdout=f.fileno())
+    assert r.exit_code == 6 and r.name is None
+    assert "uid=65532" in out.read_text()
+    assert sorted(p.name for p in root.iterdir()) == ["probe"]      # the user's rootfs is left as it was

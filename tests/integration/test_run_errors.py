@@ -49,7 +49,8 @@ def test_root_is_refused_by_default(run_state, make_image, probe_bin):
 
 
 @pytest.mark.parametrize("args, match", [
-    (("--publish", "8080:8080"), "--publish is not supported"),
+    (("--publish", "80"), "expected [IP:]HOSTPORT:CONTAINERPORT"),
+    (("--publish", "8080:8080", "--network", "host"), "no effect with --network host"),
     (("--memory", "lots"), "cannot parse size"),
     (("--cap-add", "CAP_WHATEVER"), "unknown capability"),
     (("--name", "../x"), "invalid container name"),

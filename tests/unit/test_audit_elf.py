@@ -73,7 +73,9 @@ def test_rust_cargo_auditable():
 
 def test_rust_section_bomb_and_garbage_ignored():
     bomb = zlib.compress(b"{" + b" " * (64 << 20))
-    for blob in (bomb, b"not zlib", zlib.compress(b"[1,2]")):
+    deep = zlib.compress(b'{"packages":' + b"[" * 100_000)       # json's recursion, not a ValueError
+    odd = zlib.compress(b'{"packages": {"name": "x"}}')
+    for blob in (bomb, deep, odd, b"not zlib", zlib.compress(b"[1,2]"), zlib.compress(b"\xff\xfe")):
         f = parse_elf(BytesReader(make_elf(sections={".dep-v0": blob})))
         assert f.rust_deps == []
 

@@ -72,3 +72,29 @@ def test_hostile_databases_never_raise(junk):
                         "usr/lib/python3.11/site-packages/x-1.dist-info/METADATA": junk}))
     for p in find_packages(s):
         assert isinstance(p, Package) and p.purl.startswith("pkg:")
+
+
+def test_hostile_names_make_purls_that_parse_back():
+    """Names, versions, arches and distro ids with purl syntax in them are quoted, never injected."""
+    from packageurl import PackageURL
+    evil = b"Package: a/b?c#d@e f\nStatus: install ok installed\nVersion: 1:2.0+x~y#z?q\nArchitecture: amd64?x=1\n"
+    s = scan_of(tar_of({"etc/os-release": b'ID="../evil id"\n', "var/lib/dpkg/status": evil,
+                        "lib/apk/db/installed": b"P:../../x\nV:1@2\nA:a#b\n\n"}))
+    pk = {(p.type, p.name): p for p in find_packages(s)}
+    deb, apk = pk[("deb", "a/b?c#d@e f")], pk[("apk", "../../x")]
+    for p in (deb, apk):
+        u = PackageURL.from_string(p.purl)
+        assert (u.type, u.namespace, u.name, u.version, u.qualifiers) == \
+            (p.type, "../evil id", p.name, p.version, {"arch": p.arch})
+
+
+def test_oversized_databases_are_bounded():
+    """100,000+ paragraphs, megabyte lines, NULs: bounded output, field lengths capped, no exception."""
+    many = b"".join(b"Package: p%d\nVersion: 1\n\n" % i for i in range(100_050))
+    long_line = b"Package: " + b"x" * (1 << 20) + b"\nVersion: " + b"9" * (1 << 20) + b"\n\n"
+    s = scan_of(tar_of({"var/lib/dpkg/status": many, "var/lib/dpkg/status.d/long": long_line,
+                        "lib/apk/db/installed": b"P:\x00\nV:\x00\n\n" * 1000}))
+    pkgs = find_packages(s)
+    debs = [p for p in pkgs if p.type == "deb"]
+    assert 100_000 <= len(debs) <= 100_001
+    assert all(len(p.name) <= 200 and len(p.version) <= 100 for p in pkgs)

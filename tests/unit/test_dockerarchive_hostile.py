@@ -18,6 +18,7 @@ from kilobox.errors import DigestMismatch, FormatError, LayoutError, NotFound
 from kilobox.formats.dockerarchive import DockerArchiveSource, TarIndex, parse_manifest_json
 from kilobox.oci import Manifest
 from kilobox.testing import random_image, validate_image, write_image
+from tests.helpers.hostile import negative_size
 from tests.unit.test_dockerarchive import image_parts, legacy_members, write_tar
 
 MiB = 1 << 20
@@ -186,6 +187,20 @@ def test_not_a_tar_and_missing_file(tmp_path: Path) -> None:
             DockerArchiveSource(p)
     with pytest.raises(NotFound):
         DockerArchiveSource(tmp_path / "nothere.tar")
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_negative_member_size_is_refused_not_looped(tmp_path: Path, where: str) -> None:
+    """A negative (base-256) member size sends Python's tarfile back to an earlier header for ever."""
+    good = _archive(tmp_path / "good.tar").read_bytes()
+    end = len(good)
+    while end >= 512 and good[end - 512:end] == bytes(512):
+        end -= 512                                        # strip the end-of-archive blocks
+    evil = negative_size()
+    path = tmp_path / "bad.tar"
+    path.write_bytes(evil + good if where == "first" else good[:end] + evil)
+    with pytest.raises(LayoutError, match="negative size"):
+        DockerArchiveSource(path)
 
 
 def test_in_archive_symlink_is_followed(tmp_path: Path) -> None:

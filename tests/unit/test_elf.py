@@ -195,3 +195,14 @@ def test_random_bytes_after_magic_never_crash(tmp_path_factory, tail):
         inspect_binary(p)
     except BuildError:
         pass
+
+
+def test_endless_non_elf_input_refused_after_its_magic():
+    """/dev/zero never ends: the reader stops at the magic (a huge file given by mistake is not read)."""
+    with pytest.raises(BuildError, match="not an ELF executable"):
+        check_binary("/dev/zero", "linux/amd64")
+
+
+def test_directory_refused(tmp_path):
+    with pytest.raises(BuildError, match="cannot read binary"):
+        inspect_binary(tmp_path)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from kilobox.errors import LayerError
 from kilobox.layers import Entry, extract_layer, iter_layer, write_layer
 from kilobox.layers._paths import sort_key
-from tests.helpers.hostile import snapshot
+from tests.helpers.hostile import M, raw_tar, snapshot
 
 _SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -161,7 +161,8 @@ def _mangle(blob: bytes, rnd: random.Random) -> bytes:
                                    (329, 8), (345, 155)])
         value = rnd.choice([bytes(rnd.randrange(256) for _ in range(width)),
                             b"../" * (width // 3), b"%0*o\0" % (width - 1, rnd.randrange(8 ** (width - 1))),
-                            b"/" + b"a" * (width - 1), bytes([rnd.choice(b"0123456xgLKS5V")]) * width])
+                            b"/" + b"a" * (width - 1), bytes([rnd.choice(b"0123456xgLKS5V")]) * width,
+                            b"\xff" * width, b"\x80" + bytes(rnd.randrange(256) for _ in range(width - 1))])  # base-256
         b[off + start:off + start + width] = value[:width].ljust(width, b"\0")
         if len(b) >= off + 512:
             b[off + 148:off + 156] = b"        "
@@ -191,3 +192,32 @@ def test_mangled_layers_only_raise_layer_error(entries, rnd, compression) -> Non
         for root, dirs, _ in os.walk(Path(tmp) / "dest"):
             for d in dirs:
                 os.chmod(os.path.join(root, d), 0o755)
+
+
+_PAX_KEYS = ["path", "linkpath", "size", "uid", "gid", "mtime", "atime", "uname", "comment", "GNU.sparse.size",
+             "SCHILY.xattr.security.capability", "SCHILY.xattr.user.x", "hdrcharset"]
+_PAX_VALUES = st.one_of(st.text(max_size=40), st.sampled_from(
+    ["-1", "-512", "9" * 400, "1e3", " 5", "0x10", "\u0661\u0662", "../../etc/passwd", "/abs", "a\x00b", "", "."]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(_PAX_KEYS), _PAX_VALUES, min_size=1, max_size=4),
+       st.sampled_from(["file", "dir", "symlink", "hardlink"]))
+def test_any_pax_record_is_read_or_a_layer_error(pax, kind) -> None:
+    """Whatever a PAX header says (sizes, ids, paths, xattrs), only LayerError, and nothing outside the target."""
+    first = M("a", kind, data=b"x" * 10 if kind == "file" else b"", pax=pax,
+              linkname={"symlink": "t", "hardlink": "b"}.get(kind, ""))
+    blob = raw_tar(M("b", data=b"y"), first, M("c", data=b"z"))
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "keep").write_bytes(b"keep")
+        before = snapshot(Path(tmp), skip=Path(tmp) / "dest")
+        try:
+            for m in iter_layer(io.BytesIO(blob), limit=1 << 24):
+                m.read()
+        except LayerError:
+            pass
+        try:
+            extract_layer(io.BytesIO(blob), Path(tmp) / "dest", same_owner=False)
+        except LayerError:
+            pass
+        assert snapshot(Path(tmp), skip=Path(tmp) / "dest") == before

@@ -15,7 +15,8 @@ from kilobox.errors import LayerError
 from kilobox.layers import Entry, iter_layer, open_decompressed, write_layer
 from kilobox.layers.compress import DEFAULT_MAX_BYTES, max_layer_bytes
 from kilobox.oci import mediatypes
-from tests.helpers.hostile import M, gz, gzip_bomb, raw_tar, size_lie, tar_bytes, truncated_member, zst, zstd_bomb
+from tests.helpers.hostile import (M, gz, gzip_bomb, negative_size, raw_tar, size_lie, tar_bytes, truncated_member, zst,
+                                   zstd_bomb)
 
 
 def _members(blob: bytes, **kw) -> list:
@@ -145,6 +146,17 @@ def test_size_lie_and_truncation() -> None:
         _members(raw_tar(M("a" * 200, data=b"x"), end=False)[:1024])
     with pytest.raises(LayerError, match=r"truncated tar stream"):
         _members(raw_tar(M("a", data=b"x"))[:1024 + 100])
+
+
+@pytest.mark.parametrize("blob", [negative_size(512), negative_size(1024), negative_size(1 << 40),
+                                  raw_tar(M("p", data=b"x", pax={"size": "-512"})),
+                                  raw_tar(M("p", data=b"x", pax={"size": "1e3"})),
+                                  raw_tar(M("p", data=b"x", pax={"size": "9" * 400}))],
+                         ids=["neg-512", "neg-1024", "neg-huge", "pax-neg", "pax-float", "pax-huge"])
+def test_negative_or_absurd_sizes_are_refused(blob: bytes) -> None:
+    """tarfile before 3.11.14 loops for ever on a negative size; our reader refuses it at once."""
+    with pytest.raises(LayerError):
+        _members(blob)
 
 
 def test_size_lie_smaller_than_data() -> None:

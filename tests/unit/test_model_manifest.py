@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kilobox.errors import FormatError, KiloboxError, ManifestError, NotFound
+from kilobox.errors import FormatError, KiloboxError, NotFound
 from kilobox.oci import (Descriptor, Digest, Index, Manifest, Platform, canonical_json,
                          parse_manifest_or_index)
 from kilobox.oci import mediatypes as mt

@@ -6,6 +6,8 @@ import gzip
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -260,3 +262,20 @@ def test_huge_index_member(archive: Path, tmp_path: Path) -> None:
         yield info, data
     with pytest.raises(LayoutError):
         OciArchiveSource(_rewrite(archive, tmp_path / "bad.tar", edit), "t")
+
+
+@pytest.mark.xfail(strict=True, reason="formats/ociarchive.py (OciArchive.__init__) iterates Python's tarfile, which "
+                   "loops for ever on a negative member size; reported to the formats owner (refuse "
+                   "info.size < 0, or an offset that does not advance)")
+def test_negative_member_size_is_refused_not_looped(archive: Path, tmp_path: Path) -> None:
+    from tests.helpers.hostile import negative_size
+    bad = tmp_path / "neg.tar"
+    bad.write_bytes(negative_size() + archive.read_bytes())
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from kilobox.errors import LayoutError\nfrom kilobox.formats.ociarchive import OciArchiveSource\n"
+            "try:\n    OciArchiveSource(sys.argv[1], 't')\nexcept LayoutError as e:\n    print('refused:', e)\n")
+    try:                                  # in a child with a memory cap: the bug is a loop that allocates
+        p = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("OciArchiveSource did not return within 10 s on a negative member size (infinite loop)")
+    assert p.returncode == 0 and p.stdout.startswith("refused:"), p.stdout + p.stderr[-2000:]

@@ -259,7 +259,7 @@ def _rust_deps(blob: bytes) -> list[dict]:
         if d.unconsumed_tail:
             return []
         doc = json.loads(raw)
-    except (zlib.error, ValueError):
+    except (zlib.error, ValueError, RecursionError):       # RecursionError: JSON nested too deep
         return []
     pkgs = doc.get("packages") if isinstance(doc, dict) else None
     out = []

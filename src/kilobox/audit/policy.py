@@ -76,6 +76,9 @@ def load_policy(path: str | Path) -> Policy:
         raise UsageError(f"cannot read policy {p}: {e.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"policy {p} is not valid TOML: {e}", hint="see docs/audit.md for the policy keys") from None
+    except RecursionError:
+        raise UsageError(f"policy {p} is not valid TOML: nested too deep",
+                         hint="see docs/audit.md for the policy keys") from None
     return parse_policy(doc, str(p))
 
 

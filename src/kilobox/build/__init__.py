@@ -17,32 +17,40 @@ Submodules are imported inside :func:`build` so ``import kilobox.build.config`` 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from ._record import Record
+
+TYPE_CHECKING = False  # typing stays unimported at run time (see _record.py for why that matters)
 if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping, Sequence
+
     from ..formats import Options
     from ..oci import Descriptor, Digest, Platform
     from .config import ProjectConfig
     from .report import BuildReport
 
-Progress = Callable[[str], None]
+    Progress = Callable[[str], None]
 
 
-@dataclass
-class BuildResult:
+class BuildResult(Record):
     """What :func:`build` made: the report, the root descriptor and every blob (in memory)."""
 
-    report: "BuildReport"
-    root: "Descriptor"
-    blobs: "dict[Digest, bytes]" = field(repr=False)
+    __slots__ = ("report", "root", "blobs")
+
+    def __init__(self, report: "BuildReport", root: "Descriptor", blobs: "dict[Digest, bytes]") -> None:
+        self.report = report
+        self.root = root
+        self.blobs = blobs
+
+    def __repr__(self) -> str:  # the blobs are bytes: leave them out
+        return f"BuildResult(report={self.report!r}, root={self.root!r})"
 
     @property
     def digest(self) -> str:
         return str(self.root.digest)
 
-    def source(self) -> Any:
+    def source(self) -> "Any":
         """A :class:`~kilobox.formats.memory.MemorySource` over the result (to copy it elsewhere)."""
         from ..formats.memory import MemorySource
         return MemorySource(self.root, self.blobs, name=f"build:{self.report.name}")
@@ -55,7 +63,7 @@ def build(project: str | os.PathLike[str] | None = None, *,
           name: str | None = None, entrypoint: str | Sequence[str] | None = None,
           cmd: str | Sequence[str] | None = None, env: Mapping[str, str] | Sequence[str] | None = None,
           user: str | None = None, options: "Options | None" = None,
-          progress: Progress | None = None, created: int | None = None) -> BuildResult:
+          progress: "Progress | None" = None, created: int | None = None) -> BuildResult:
     """Build the project at *project* (a directory with kilobox.toml), or a prebuilt binary.
 
     *binaries*: ``PATH`` or ``PLATFORM=PATH`` items (or a mapping); without a platform the
@@ -166,6 +174,8 @@ def _checked_name(name: str) -> str:
 
 def _binary_map(binaries: Any) -> dict[str, Path]:
     """``{"linux/arm64": Path, "*": Path}`` from PATH / PLATFORM=PATH items or a mapping."""
+    from collections.abc import Mapping
+
     from ..errors import UsageError
     from . import config as C
     items: list[tuple[str, str]]
@@ -193,8 +203,16 @@ def _binary_map(binaries: Any) -> dict[str, Path]:
     return out
 
 
-def _overrides(cfg: "ProjectConfig", **kw: Any) -> "ProjectConfig":
+def _split(words: str) -> tuple[str, ...]:
+    """Split like a shell (``shlex``, imported only when *words* has quotes, escapes or spaces)."""
+    if words and not any(c in words for c in " \t\n\r\f\v'\"\\#"):
+        return (words,)
     import shlex
+    return tuple(shlex.split(words))
+
+
+def _overrides(cfg: "ProjectConfig", **kw: Any) -> "ProjectConfig":
+    from collections.abc import Mapping
 
     from ..errors import BuildError, UsageError
     from . import config as C
@@ -211,10 +229,10 @@ def _overrides(cfg: "ProjectConfig", **kw: Any) -> "ProjectConfig":
             changes["tag"] = kw["tag"]
         ep = kw["entrypoint"]
         if ep:
-            ep = tuple(shlex.split(ep)) if isinstance(ep, str) else tuple(ep)
+            ep = _split(ep) if isinstance(ep, str) else tuple(ep)
             changes["entrypoint"] = (C.image_path(ep[0], "--entrypoint"), *ep[1:])
         if kw["cmd"] is not None:
-            changes["cmd"] = tuple(shlex.split(kw["cmd"])) if isinstance(kw["cmd"], str) else tuple(kw["cmd"])
+            changes["cmd"] = _split(kw["cmd"]) if isinstance(kw["cmd"], str) else tuple(kw["cmd"])
         if kw["env"]:
             env = dict(cfg.env)
             pairs = kw["env"].items() if isinstance(kw["env"], Mapping) else (C.parse_env_item(e, "--env") for e in kw["env"])
@@ -246,11 +264,6 @@ def _sniff_platforms(bmap: dict[str, Path]) -> tuple["Platform", ...]:
     return tuple(plats)
 
 
-#: ELF e_machine numbers → the names :data:`kilobox.build.elf.ARCHES` uses
-_EM = {62: "EM_X86_64", 183: "EM_AARCH64", 40: "EM_ARM", 243: "EM_RISCV", 3: "EM_386", 21: "EM_PPC64",
-       22: "EM_S390", 8: "EM_MIPS", 258: "EM_LOONGARCH"}
-
-
 def sniff_platform(path: Path) -> "Platform":
     """The platform of an ELF executable from its first 20 bytes (``EM_ARM`` is taken as ``arm/v7``).
 
@@ -258,7 +271,7 @@ def sniff_platform(path: Path) -> "Platform":
     """
     from ..errors import BuildError
     from ..oci import Platform
-    from .elf import ARCHES, inspect_binary
+    from .elf import ARCHES, MACHINES, inspect_binary
     try:
         with open(path, "rb") as f:
             head = f.read(20)
@@ -268,7 +281,7 @@ def sniff_platform(path: Path) -> "Platform":
         inspect_binary(path)  # raises the precise error
         raise BuildError(f"{path}: not an ELF executable")
     endian = "little" if head[5] == 1 else "big"
-    machine = _EM.get(int.from_bytes(head[18:20], endian), f"e_machine {int.from_bytes(head[18:20], endian)}")
+    machine = MACHINES.get(int.from_bytes(head[18:20], endian), f"e_machine {int.from_bytes(head[18:20], endian)}")
     bits = 64 if head[4] == 2 else 32
     for arch, spec in ARCHES.items():
         if spec == (machine, bits, endian):
@@ -277,9 +290,9 @@ def sniff_platform(path: Path) -> "Platform":
                      hint="name it: --binary PLATFORM=PATH or --platform")
 
 
-def _binaries(cfg: "ProjectConfig", warnings: list[str], progress: Progress | None) -> dict:
-    """platform → binary bytes (compiled or given), each ELF-checked."""
-    from .elf import check_binary
+def _binaries(cfg: "ProjectConfig", warnings: list[str], progress: "Progress | None") -> dict:
+    """platform → binary bytes (compiled or given), each read once and ELF-checked."""
+    from .elf import check_bytes, read_binary
 
     paths: dict = {}
     if cfg.binary:
@@ -289,13 +302,14 @@ def _binaries(cfg: "ProjectConfig", warnings: list[str], progress: Progress | No
         paths = _compile_all(cfg, progress)
     out = {}
     for p, path in paths.items():
-        info = check_binary(path, p)
+        data = read_binary(path)
+        info = check_bytes(data, p, path)
         warnings.extend(f"{p}: {w}" for w in info.warnings)
-        out[p] = Path(path).read_bytes()
+        out[p] = data
     return out
 
 
-def _compile_all(cfg: "ProjectConfig", progress: Progress | None) -> dict:
+def _compile_all(cfg: "ProjectConfig", progress: "Progress | None") -> dict:
     from .toolchain import Target, compile_sources
 
     def one(p: "Platform") -> Path:
@@ -346,16 +360,23 @@ def _report(cfg: "ProjectConfig", images: list, root: "Descriptor", created: str
 
 
 def _write(result: BuildResult, loc: Any, opts: "Options", cfg: "ProjectConfig") -> None:
-    import dataclasses
-
     from ..copying import copy_root
     from ..formats import open_sink
     tag = cfg.tag
     if loc.transport == "docker-archive" and not loc.tag:
         tag = f"{cfg.name}:{cfg.tag}"
-    o = dataclasses.replace(opts, tag=opts.tag or tag)
+    # the sink's default tag matters only when the location names none (oci:DIR, docker-archive:FILE)
+    o = opts if opts.tag or loc.tag or loc.transport == "docker" else _with_tag(opts, tag)
     with open_sink(loc, o) as sink:
         copy_root(result.source(), sink, None, o.progress)
+
+
+def _with_tag(opts: "Options", tag: str) -> "Options":
+    """A copy of *opts* with *tag* (whether Options is a dataclass or a plain slots class)."""
+    import copy
+    o = copy.copy(opts)
+    o.tag = tag
+    return o
 
 
 # -- reproducible time and git metadata ------------------------------------------------------

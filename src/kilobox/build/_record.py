@@ -55,3 +55,14 @@ class FrozenRecord(Record):
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(getattr(self, k) for k in self._fields()))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """copy and pickle rebuild through :func:`_rebuild` (the default would assign fields)."""
+        return (_rebuild, (type(self), tuple(getattr(self, k) for k in self._fields())))
+
+
+def _rebuild(cls: type[FrozenRecord], values: tuple[object, ...]) -> FrozenRecord:
+    new = object.__new__(cls)
+    for k, v in zip(cls.__slots__, values):
+        object.__setattr__(new, k, v)
+    return new

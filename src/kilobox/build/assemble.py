@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import posixpath
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..errors import BuildError
 from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest, Platform
+from ._record import FrozenRecord, Record
 from .config import ProjectConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DIR_MODE = 0o755
 BIN_MODE = 0o755
@@ -32,32 +35,42 @@ MAX_ITEMS = 100_000
 BEST_COMPRESSION_MAX = 1 << 20
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(FrozenRecord):
     """One entry of the image's single layer (an absolute path in the image)."""
 
+    __slots__ = ("path", "kind", "mode", "uid", "gid", "data", "linkname")
+
+    def __init__(self, path: str, kind: str = "file", mode: int = FILE_MODE, uid: int = 0, gid: int = 0,
+                 data: bytes = b"", linkname: str = "") -> None:
+        self._set(path=path, kind=kind, mode=mode, uid=uid, gid=gid, data=data, linkname=linkname)
+
     path: str
-    kind: str = "file"               # file | dir | symlink
-    mode: int = FILE_MODE
-    uid: int = 0
-    gid: int = 0
-    data: bytes = b""
-    linkname: str = ""
+    kind: str                        # file | dir | symlink
+    mode: int
+    uid: int
+    gid: int
+    data: bytes
+    linkname: str
 
 
-@dataclass
-class PlatformImage:
+class PlatformImage(Record):
     """One platform's assembled image, all blobs in memory."""
 
-    platform: Platform
-    binary_bytes: int
-    layer: bytes
-    layer_descriptor: Descriptor
-    diff_id: Digest
-    layer_uncompressed_bytes: int
-    config: ImageConfig
-    manifest: Manifest
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("platform", "binary_bytes", "layer", "layer_descriptor", "diff_id", "layer_uncompressed_bytes",
+                 "config", "manifest", "warnings")
+
+    def __init__(self, platform: Platform, binary_bytes: int, layer: bytes, layer_descriptor: Descriptor,
+                 diff_id: Digest, layer_uncompressed_bytes: int, config: ImageConfig, manifest: Manifest,
+                 warnings: list[str] | None = None) -> None:
+        self.platform = platform
+        self.binary_bytes = binary_bytes
+        self.layer = layer
+        self.layer_descriptor = layer_descriptor
+        self.diff_id = diff_id
+        self.layer_uncompressed_bytes = layer_uncompressed_bytes
+        self.config = config
+        self.manifest = manifest
+        self.warnings: list[str] = warnings if warnings is not None else []
 
     @property
     def blobs(self) -> dict[Digest, bytes]:

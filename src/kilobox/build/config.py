@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from ..errors import BuildError
 from ..oci.platform import Platform
+from ._record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_NAME = "kilobox.toml"
 DEFAULT_USER = "65532:65532"
@@ -43,46 +46,90 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024 ** 2
                "mib": 1024 ** 2, "g": 1024 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3}
 
 
-@dataclass(frozen=True)
-class FileSpec:
+class FileSpec(FrozenRecord):
     """An extra file (or directory tree) copied into the image."""
 
-    source: Path          # absolute path on the host
-    target: str           # absolute path in the image
-    mode: int | None      # None: 0755 if the source is executable, else 0644
-    uid: int = 0
-    gid: int = 0
+    __slots__ = ("source", "target", "mode", "uid", "gid")
+
+    def __init__(self, source: Path, target: str, mode: int | None, uid: int = 0, gid: int = 0) -> None:
+        # source: absolute path on the host; target: absolute path in the image;
+        # mode None: 0755 if the source is executable, else 0644
+        self._set(source=source, target=target, mode=mode, uid=uid, gid=gid)
+
+    source: Path
+    target: str
+    mode: int | None
+    uid: int
+    gid: int
 
 
-@dataclass(frozen=True)
-class ProjectConfig:
+class ProjectConfig(FrozenRecord):
     """A validated build description (from kilobox.toml or from command-line flags)."""
 
+    __slots__ = ("name", "project_dir", "path", "tag", "lang", "sources", "cflags", "ldflags", "freestanding",
+                 "binary", "entrypoint", "cmd", "env", "workdir", "user", "ports", "labels", "annotations",
+                 "git_annotations", "platforms", "max_size", "files", "ca_certs", "timezone", "passwd")
+
+    def __init__(self, name: str,
+                 project_dir: Path | None = None,      # None for ``--binary`` builds without a project
+                 path: Path | None = None,             # the kilobox.toml it came from
+                 tag: str = "latest",
+                 lang: str = "",                       # "c" | "zig" | "" (prebuilt binary)
+                 sources: tuple[Path, ...] = (),
+                 cflags: tuple[str, ...] = (),
+                 ldflags: tuple[str, ...] = (),
+                 freestanding: bool = False,
+                 binary: dict[str, Path] | None = None,  # platform (or "*") -> path
+                 entrypoint: tuple[str, ...] = (),
+                 cmd: tuple[str, ...] | None = None,
+                 env: dict[str, str] | None = None,
+                 workdir: str = "",
+                 user: str = DEFAULT_USER,
+                 ports: tuple[str, ...] = (),
+                 labels: dict[str, str] | None = None,
+                 annotations: dict[str, str] | None = None,
+                 git_annotations: bool = True,
+                 platforms: tuple[Platform, ...] = (),
+                 max_size: int | None = None,
+                 files: tuple[FileSpec, ...] = (),
+                 ca_certs: bool = False,
+                 timezone: bool | tuple[str, ...] = False,
+                 passwd: bool = False) -> None:
+        self._set(name=name, project_dir=project_dir, path=path, tag=tag, lang=lang, sources=sources,
+                  cflags=cflags, ldflags=ldflags, freestanding=freestanding,
+                  binary=binary if binary is not None else {}, entrypoint=entrypoint, cmd=cmd,
+                  env=env if env is not None else {}, workdir=workdir, user=user, ports=ports,
+                  labels=labels if labels is not None else {},
+                  annotations=annotations if annotations is not None else {},
+                  git_annotations=git_annotations, platforms=platforms, max_size=max_size, files=files,
+                  ca_certs=ca_certs, timezone=timezone, passwd=passwd)
+
+    # the fields (set by _set above)
     name: str
-    project_dir: Path | None = None        # None for ``--binary`` builds without a project
-    path: Path | None = None               # the kilobox.toml it came from
-    tag: str = "latest"
-    lang: str = ""                         # "c" | "zig" | "" (prebuilt binary)
-    sources: tuple[Path, ...] = ()
-    cflags: tuple[str, ...] = ()
-    ldflags: tuple[str, ...] = ()
-    freestanding: bool = False
-    binary: dict[str, Path] = field(default_factory=dict)   # platform (or "*") -> path
-    entrypoint: tuple[str, ...] = ()
-    cmd: tuple[str, ...] | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    workdir: str = ""
-    user: str = DEFAULT_USER
-    ports: tuple[str, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    git_annotations: bool = True
-    platforms: tuple[Platform, ...] = ()
-    max_size: int | None = None
-    files: tuple[FileSpec, ...] = ()
-    ca_certs: bool = False
-    timezone: bool | tuple[str, ...] = False
-    passwd: bool = False
+    project_dir: Path | None
+    path: Path | None
+    tag: str
+    lang: str
+    sources: tuple[Path, ...]
+    cflags: tuple[str, ...]
+    ldflags: tuple[str, ...]
+    freestanding: bool
+    binary: dict[str, Path]
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...] | None
+    env: dict[str, str]
+    workdir: str
+    user: str
+    ports: tuple[str, ...]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    git_annotations: bool
+    platforms: tuple[Platform, ...]
+    max_size: int | None
+    files: tuple[FileSpec, ...]
+    ca_certs: bool
+    timezone: bool | tuple[str, ...]
+    passwd: bool
 
     @property
     def binary_path(self) -> str:
@@ -93,8 +140,8 @@ class ProjectConfig:
     def uid_gid(self) -> tuple[int, int]:
         return user_ids(self.user)
 
-    def with_(self, **changes: Any) -> "ProjectConfig":
-        return replace(self, **changes)
+    def with_(self, **changes: "Any") -> "ProjectConfig":
+        return self._replace(**changes)  # type: ignore[return-value]
 
 
 # -- small parsers (also used by the CLI) -------------------------------------------

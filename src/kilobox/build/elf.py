@@ -26,6 +26,7 @@ from ._record import Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import os
+    from typing import NoReturn
 
     from ..oci import Platform
 
@@ -113,10 +114,8 @@ def machine_name(number: int) -> str:
         from elftools.elf.enums import ENUM_E_MACHINE
     except ImportError:  # pragma: no cover - pyelftools is a dependency, but only needed here
         return str(number)
-    for k, v in ENUM_E_MACHINE.items():
-        if v == number and k != "_default_":
-            return k
-    return str(number)
+    names = [k for k, v in ENUM_E_MACHINE.items() if v == number and k != "_default_"]
+    return names[-1] if names else str(number)   # the last, as pyelftools' own decoding picks
 
 
 def expected_for(platform: "Platform") -> tuple[str, int, str]:
@@ -153,9 +152,13 @@ def check_bytes(data: bytes, platform: "Platform | str", path: "os.PathLike[str]
 
 
 def read_binary(path: "os.PathLike[str] | str") -> bytes:
-    """The bytes of *path*; :class:`BuildError` when it is missing or unreadable."""
+    """The bytes of *path*; :class:`BuildError` when it is missing, unreadable or not ELF (read no further)."""
     try:
         with open(path, "rb") as f:
+            magic = f.read(4)
+            if magic != b"\x7fELF":
+                _not_elf(_name(path), magic)
+            f.seek(0)
             return f.read()
     except FileNotFoundError:
         raise BuildError(f"binary {_name(path)} does not exist") from None
@@ -192,6 +195,11 @@ def _name(path: "os.PathLike[str] | str") -> str:
     return str(PurePath(s))
 
 
+def _not_elf(p: str, magic: bytes) -> "NoReturn":
+    raise BuildError(f"{p} is not an ELF executable (bad magic {magic!r})",
+                     hint="kilobox packages compiled Linux executables (static ELF)")
+
+
 class _Elf:
     """The parsed headers of one ELF file (bounds already checked)."""
 
@@ -202,8 +210,7 @@ class _Elf:
         self.data = data
         self.size = size = len(data)
         if size < 4 or data[:4] != b"\x7fELF":
-            raise BuildError(f"{p} is not an ELF executable (bad magic {data[:4]!r})",
-                             hint="kilobox packages compiled Linux executables (static ELF)")
+            _not_elf(p, data[:4])
         if size < 52:
             raise BuildError(f"{p} is a truncated ELF file ({size} bytes)", hint=_CORRUPT)
         ei_class, ei_data = data[4], data[5]

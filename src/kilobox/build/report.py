@@ -13,23 +13,31 @@ Rendering is pure (a string, or rich renderables built on demand); only the CLI 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from ._record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass
-class PlatformFigures:
+class PlatformFigures(Record):
     """Byte counts of one platform's image."""
 
-    platform: str
-    digest: str                      # of the manifest
-    binary_bytes: int
-    layer_bytes: int                 # compressed, as stored
-    layer_uncompressed_bytes: int
-    config_bytes: int
-    manifest_bytes: int
-    index_bytes: int = 0             # 0 when there is no index
-    budget_bytes: int | None = None
+    __slots__ = ("platform", "digest", "binary_bytes", "layer_bytes", "layer_uncompressed_bytes", "config_bytes",
+                 "manifest_bytes", "index_bytes", "budget_bytes")
+
+    def __init__(self, platform: str, digest: str, binary_bytes: int, layer_bytes: int,
+                 layer_uncompressed_bytes: int, config_bytes: int, manifest_bytes: int, index_bytes: int = 0,
+                 budget_bytes: int | None = None) -> None:
+        self.platform = platform
+        self.digest = digest                          # of the manifest
+        self.binary_bytes = binary_bytes
+        self.layer_bytes = layer_bytes                # compressed, as stored
+        self.layer_uncompressed_bytes = layer_uncompressed_bytes
+        self.config_bytes = config_bytes
+        self.manifest_bytes = manifest_bytes
+        self.index_bytes = index_bytes                # 0 when there is no index
+        self.budget_bytes = budget_bytes
 
     @property
     def total_bytes(self) -> int:
@@ -45,27 +53,33 @@ class PlatformFigures:
         return self.budget_bytes is None or self.total_bytes <= self.budget_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {k: getattr(self, k) for k in self.__slots__}
         d.update(total_bytes=self.total_bytes, total_with_index_bytes=self.total_with_index_bytes, ok=self.ok)
         return d
 
 
-@dataclass
-class BuildReport:
+class BuildReport(Record):
     """What a build produced: figures per platform, digests, destinations, notes."""
 
-    name: str
-    tag: str
-    root_digest: str
-    root_media_type: str
-    created: str
-    platforms: list[PlatformFigures]
-    index_digest: str | None = None
-    index_bytes: int = 0
-    budget_bytes: int | None = None
-    destinations: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    __slots__ = ("name", "tag", "root_digest", "root_media_type", "created", "platforms", "index_digest",
+                 "index_bytes", "budget_bytes", "destinations", "warnings", "notes")
+
+    def __init__(self, name: str, tag: str, root_digest: str, root_media_type: str, created: str,
+                 platforms: list[PlatformFigures], index_digest: str | None = None, index_bytes: int = 0,
+                 budget_bytes: int | None = None, destinations: list[str] | None = None,
+                 warnings: list[str] | None = None, notes: list[str] | None = None) -> None:
+        self.name = name
+        self.tag = tag
+        self.root_digest = root_digest
+        self.root_media_type = root_media_type
+        self.created = created
+        self.platforms = platforms
+        self.index_digest = index_digest
+        self.index_bytes = index_bytes
+        self.budget_bytes = budget_bytes
+        self.destinations: list[str] = destinations if destinations is not None else []
+        self.warnings: list[str] = warnings if warnings is not None else []
+        self.notes: list[str] = notes if notes is not None else []
 
     @property
     def ok(self) -> bool:

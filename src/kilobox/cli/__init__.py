@@ -68,9 +68,27 @@ def exit_code_for(exc: BaseException) -> int:
     return 70
 
 
+def _help_width() -> int:
+    """What argparse computes with :func:`shutil.get_terminal_size` (without importing shutil,
+    which loads the compression modules: argparse makes a formatter for every argument)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
         raise E.UsageError(f"{self.prog}: {message}", hint=f"see: {self.prog} --help")
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        return self.formatter_class(prog=self.prog, width=_help_width())  # type: ignore[call-arg]
 
 
 def _load(name: str):
@@ -78,14 +96,13 @@ def _load(name: str):
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; with *only*, just that command's module is imported."""
+    """The argument parser; with *only*, just that command (its module imported, no other)."""
     parser = _Parser(prog="kilobox", description="Build, ship, run, audit and slim micro-containers.")
     parser.add_argument("--version", action="version", version=f"kilobox {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         if only is not None and name != only:
-            sub.add_parser(name)
             continue
         try:
             mod = _load(name)
@@ -107,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     only = next((a for a in argv if not a.startswith("-")), None)
     only = only if only in COMMANDS else None
     try:
+        if argv[:1] == ["run"]:  # warm `kilobox run`: skip argparse when a cached bundle exists
+            from .run_cmd import fast_main
+            rc = fast_main(argv)
+            if rc is not None:
+                return rc
         args = build_parser(only).parse_args(argv)
         if not getattr(args, "_module", None):
             build_parser().print_help()

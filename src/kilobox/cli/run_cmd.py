@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP", help="add a capability (all are dropped)")
     p.add_argument("--network", default="none", choices=["none", "host"],
                    help="none: a private network namespace with only loopback (default); host: the host's")
-    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER",
-                   help="publish a port (not supported: use --network host)")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOSTPORT:PORT",
+                   help="forward a host TCP port into the container (host address 127.0.0.1 unless given)")
     p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]", help="mount a tmpfs at PATH")
     p.add_argument("-m", "--memory", help="memory limit, e.g. 64m")
     p.add_argument("--pids-limit", type=int, help="maximum number of processes")
@@ -42,11 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UsageError
     from ..run import make_options, run as run_container
-    if args.publish:
-        raise UsageError("--publish is not supported: the container's network namespace has only loopback",
-                         hint="use --network host (the service then listens on the host directly)")
     rest = list(args.args)
     if rest and rest[0] == "--":
         rest = rest[1:]
@@ -60,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         reg = Options(insecure=tuple(args.insecure), docker_config=args.authfile)
     sys.stdout.flush()
     r = run_container(args.image, options=opts, name=args.name, detach=args.detach, remove=args.rm,
-                      runtime=args.runtime, engine=args.engine, platform=args.platform, registry_options=reg)
+                      runtime=args.runtime, engine=args.engine, platform=args.platform, registry_options=reg,
+                      publish=args.publish)
     if args.detach:
         print(r.name)
         return 0
@@ -123,6 +120,8 @@ def fast_main(argv: list[str]) -> int | None:
             vals[field] = v
     if image is None:
         return None
+    if vals.get("network", "none") not in ("none", "host") or vals.get("seccomp", "default") not in ("default", "unconfined"):
+        return None              # argparse gives the proper error
     rest = argv[i + 1:]
     if rest and rest[0] == "--":
         rest = rest[1:]

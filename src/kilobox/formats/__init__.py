@@ -6,24 +6,81 @@ each module is imported only when used (CLI start-up stays lean).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 from ..transports import Location
 from .base import Sink, Source
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Callable
 
-@dataclass
-class Options:
-    """Settings shared by the formats (mostly the registry)."""
+_OPTION_FIELDS = ("insecure", "username", "password", "docker_config", "progress", "tag", "extra")
 
-    insecure: tuple[str, ...] = ()          # registries to reach over plain http
-    username: str | None = None
-    password: str | None = None
-    docker_config: str | None = None        # path of config.json (default ~/.docker/config.json)
-    progress: Callable[[str, int, int], None] | None = None  # (what, done, total)
-    tag: str = ""                           # default tag for sinks when the location has none
-    extra: dict[str, object] = field(default_factory=dict)
+
+class _DataclassCompatible(type):
+    """Lets :func:`dataclasses.replace` (and ``fields``/``asdict``) work on :class:`Options`
+    without importing :mod:`dataclasses` at start-up (it costs ~8 ms through ``inspect``):
+    ``__dataclass_fields__`` is built from an equivalent dataclass on first access."""
+
+    def __getattr__(cls, name: str) -> object:
+        if name != "__dataclass_fields__":
+            raise AttributeError(name)
+        import dataclasses
+
+        @dataclasses.dataclass
+        class Options:  # the same fields and defaults as kilobox.formats.Options
+            insecure: tuple = ()
+            username: object = None
+            password: object = None
+            docker_config: object = None
+            progress: object = None
+            tag: str = ""
+            extra: dict = dataclasses.field(default_factory=dict)
+
+        fields = Options.__dataclass_fields__  # type: ignore[attr-defined]
+        type.__setattr__(cls, "__dataclass_fields__", fields)
+        return fields
+
+
+class Options(metaclass=_DataclassCompatible):
+    """Settings shared by the formats (mostly the registry).
+
+    Behaves as the dataclass it was: keyword or positional fields, ``==``, repr,
+    and ``dataclasses.replace(opts, tag=…)``.
+    """
+
+    insecure: tuple[str, ...]          # registries to reach over plain http
+    username: str | None
+    password: str | None
+    docker_config: str | None          # path of config.json (default ~/.docker/config.json)
+    progress: Callable[[str, int, int], None] | None   # (what, done, total)
+    tag: str                           # default tag for sinks when the location has none
+    extra: dict[str, object]
+
+    def __init__(self, insecure: tuple[str, ...] = (), username: str | None = None, password: str | None = None,
+                 docker_config: str | None = None, progress: Callable[[str, int, int], None] | None = None,
+                 tag: str = "", extra: dict[str, object] | None = None) -> None:
+        self.insecure = insecure
+        self.username = username
+        self.password = password
+        self.docker_config = docker_config
+        self.progress = progress
+        self.tag = tag
+        self.extra = {} if extra is None else extra
+
+    def __getattr__(self, name: str) -> object:
+        if name == "__dataclass_fields__":       # dataclasses.fields(instance) before the class was asked
+            return type(self).__dataclass_fields__
+        raise AttributeError(f"'Options' object has no attribute {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in _OPTION_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass
+
+    def __repr__(self) -> str:
+        return "Options(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in _OPTION_FIELDS) + ")"
 
 
 def open_source(location: str | Location, options: Options | None = None) -> Source:

@@ -76,11 +76,17 @@ class TarIndex:
                 raise LayoutError(f"{self.where}: the archive is {kind}-compressed",
                                   hint="decompress it first (e.g. gunzip), then read the .tar")
         members: dict[str, Member] = {}
+        last = -1
         try:
             with open(self.fd, "rb", closefd=False) as f, tarfile.open(fileobj=f, mode="r:") as tf:
                 for ti in tf:
                     if len(members) >= MAX_MEMBERS:
                         raise LayoutError(f"{self.where}: more than {MAX_MEMBERS} members")
+                    if ti.size < 0 or ti.offset <= last:
+                        # a negative size sends tarfile back to an earlier header, for ever (CVE-2025-8194)
+                        raise LayoutError(f"{self.where}: member {ti.name[:80]!r} has a negative size",
+                                          hint="the archive is hostile or damaged; do not use it")
+                    last = ti.offset
                     name = clean_path(ti.name, f"{self.where} member")
                     if name in members:
                         raise LayoutError(f"{self.where}: member {name!r} appears twice",

@@ -14,15 +14,23 @@ Rules every implementation follows:
 - ``write_blob`` must consume the stream to its end (which verifies it) before
   the blob becomes visible; a failure leaves nothing behind.
 - ``close`` without ``commit`` discards everything written.
+
+Optional hooks the engine uses when present: ``Sink.mount_blob(desc, source)``
+(a registry's cross-repository mount) and ``Sink.link_blob(desc, path)``
+(take a local file the source vouches for, from
+:meth:`Source.verified_blob_path`, without reading it: a hard link).
 """
 
 from __future__ import annotations
 
 import abc
-from pathlib import Path
-from typing import BinaryIO
 
 from ..oci import Descriptor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+    from typing import BinaryIO
 
 
 class Source(abc.ABC):
@@ -45,6 +53,12 @@ class Source(abc.ABC):
 
     def blob_path(self, desc: Descriptor) -> Path | None:
         """The path of the blob as a plain local file, when it is one (fast paths)."""
+        return None
+
+    def verified_blob_path(self, desc: Descriptor) -> str | Path | None:
+        """A local file with *desc*'s exact content that this source has verified
+        against the digest and made durable — one a sink may hard-link without
+        reading it; None when the source has no such file (the default)."""
         return None
 
     def close(self) -> None:

@@ -17,6 +17,11 @@ refused, sizes are checked on open and digests on read. Writes go to a temp
 file, are verified, fsynced and renamed into place; ``index.json`` is replaced
 atomically while holding an exclusive ``flock`` on the layout directory, so
 concurrent writers (kilobox processes) never lose each other's tags.
+
+A blob the source has already verified as a local file (a registry pull's
+store entry, fsynced there) is hard-linked instead of copied
+(:meth:`LayoutSink.link_blob`): one write and one fsync per blob for a pull.
+The directories are fsynced once, before ``index.json`` makes the image visible.
 """
 
 from __future__ import annotations
@@ -26,15 +31,17 @@ import fcntl
 import json
 import os
 import stat as _stat
-import tempfile
-from pathlib import Path
-from typing import Any, BinaryIO, Iterator
 
-from .._atomic import atomic_write, fsync_dir
+from .._atomic import atomic_write, fsync_dir, mkstemp
 from ..errors import DigestMismatch, LayoutError, ManifestError, NotFound, UsageError
 from ..oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Index, VerifyingReader, canonical_json
 from ..oci import mediatypes as mt
 from .base import Sink, Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+    from typing import Any, BinaryIO, Iterator
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = "oci-layout"
@@ -51,87 +58,121 @@ def validate_tag(tag: str) -> str:
     return tag
 
 
+def _norm(path: str | os.PathLike[str]) -> str:
+    """*path* spelled as :class:`pathlib.PurePosixPath` spells it (for messages, without pathlib)."""
+    text = os.fspath(path)
+    parts = [p for p in text.split("/") if p and p != "."]
+    absolute = text.startswith("/")
+    return ("/" if absolute else "") + "/".join(parts) or ("/" if absolute else ".")
+
+
 class Layout:
-    """Low-level access to one layout directory (shared by source, sink and oci-archive)."""
+    """Low-level access to one layout directory (shared by source, sink and oci-archive).
+
+    Works on path strings inside; :attr:`path` and the ``*_path`` methods hand
+    out :class:`~pathlib.Path` objects (pathlib is imported only then).
+    """
 
     def __init__(self, path: str | os.PathLike[str], durable: bool = True) -> None:
-        self.path = Path(path)
+        self.root = _norm(path)
         #: fsync blobs before they are renamed into place (False for throw-away staging layouts)
         self.durable = durable
-        self._dirty: set[Path] = set()
+        self._dirty: set[str] = set()
+
+    @property
+    def path(self) -> Path:
+        from pathlib import Path
+        return Path(self.root)
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.root, name)
 
     # -- reading -------------------------------------------------------------
     def check(self) -> None:
         """Raise unless *path* is a readable OCI layout (oci-layout present and valid)."""
-        if not self.path.is_dir():
-            raise NotFound(f"OCI layout {self.path} does not exist",
+        if not os.path.isdir(self.root):
+            raise NotFound(f"OCI layout {self.root} does not exist",
                            hint="check the path after oci:")
-        lf = self.path / LAYOUT_FILE
+        lf = self._file(LAYOUT_FILE)
         try:
-            raw = lf.read_bytes()[:4096]
+            with open(lf, "rb") as f:
+                raw = f.read(4096)
         except FileNotFoundError:
-            raise LayoutError(f"{self.path} is not an OCI layout: {LAYOUT_FILE} is missing") from None
+            raise LayoutError(f"{self.root} is not an OCI layout: {LAYOUT_FILE} is missing") from None
         except OSError as e:
             raise LayoutError(f"{lf}: cannot read ({e.strerror})") from None
-        parse_oci_layout(raw, str(lf))
+        parse_oci_layout(raw, lf)
 
     def read_index_raw(self) -> bytes | None:
         """The bytes of index.json, or None when it does not exist."""
-        p = self.path / INDEX_FILE
+        p = self._file(INDEX_FILE)
         try:
-            if p.stat().st_size > MAX_MANIFEST_BYTES:
-                raise LayoutError(f"{p}: larger than the 4 MiB limit")
-            return p.read_bytes()
+            with open(p, "rb") as f:
+                if os.fstat(f.fileno()).st_size > MAX_MANIFEST_BYTES:
+                    raise LayoutError(f"{p}: larger than the 4 MiB limit")
+                return f.read()
         except FileNotFoundError:
             return None
+        except IsADirectoryError:
+            raise LayoutError(f"{p}: is a directory") from None
 
     def read_index(self) -> Index:
         """Parse index.json (it must exist)."""
         raw = self.read_index_raw()
         if raw is None:
-            raise LayoutError(f"{self.path} is not an OCI layout: {INDEX_FILE} is missing")
-        return parse_layout_index(raw, str(self.path / INDEX_FILE))
+            raise LayoutError(f"{self.root} is not an OCI layout: {INDEX_FILE} is missing")
+        return parse_layout_index(raw, self._file(INDEX_FILE))
+
+    def blob_file(self, digest: Digest) -> str:
+        """The path of a blob as a string (no checks on the file; the digest is already validated)."""
+        return os.path.join(self.root, "blobs", digest.algorithm, digest.hex)
 
     def blob_path(self, digest: Digest) -> Path:
         """The path of a blob (no checks on the file; the digest is already validated)."""
-        return self.path / "blobs" / digest.algorithm / digest.hex
+        from pathlib import Path
+        return Path(self.blob_file(digest))
 
-    def safe_blob_path(self, desc: Descriptor) -> Path:
+    def safe_blob_file(self, desc: Descriptor) -> str:
         """The real path of *desc*'s blob after safety checks (inside the layout, regular file)."""
-        p = self.blob_path(desc.digest)
+        p = self.blob_file(desc.digest)
         try:
-            real = Path(os.path.realpath(p, strict=True))
+            real = os.path.realpath(p, strict=True)
         except (FileNotFoundError, OSError):
-            raise LayoutError(f"{self.path}: blob {desc.digest} is missing",
+            raise LayoutError(f"{self.root}: blob {desc.digest} is missing",
                               hint="the layout is incomplete; copy the image again") from None
-        root = Path(os.path.realpath(self.path))
-        if root not in real.parents:
-            raise LayoutError(f"{self.path}: blob {desc.digest} is a link pointing outside the layout")
-        st = real.stat()
+        root = os.path.realpath(self.root)
+        if not real.startswith(root.rstrip("/") + "/"):
+            raise LayoutError(f"{self.root}: blob {desc.digest} is a link pointing outside the layout")
+        st = os.stat(real)
         if not _stat.S_ISREG(st.st_mode):
-            raise LayoutError(f"{self.path}: blob {desc.digest} is not a regular file")
+            raise LayoutError(f"{self.root}: blob {desc.digest} is not a regular file")
         if st.st_size != desc.size:
-            raise DigestMismatch(f"{self.path}: blob {desc.digest} has {st.st_size} bytes, "
+            raise DigestMismatch(f"{self.root}: blob {desc.digest} has {st.st_size} bytes, "
                                  f"expected {desc.size}", hint="the layout is corrupt; copy the image again")
         return real
 
+    def safe_blob_path(self, desc: Descriptor) -> Path:
+        """:meth:`safe_blob_file` as a :class:`~pathlib.Path`."""
+        from pathlib import Path
+        return Path(self.safe_blob_file(desc))
+
     def open_blob(self, desc: Descriptor) -> BinaryIO:
-        real = self.safe_blob_path(desc)
+        real = self.safe_blob_file(desc)
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
         return os.fdopen(fd, "rb")
 
     def read_blob_verified(self, desc: Descriptor) -> bytes:
         """A small blob (manifest, index, config), verified against *desc*."""
         if desc.size > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{self.path}: {desc.digest} is {desc.size} bytes, over the 4 MiB manifest limit")
+            raise ManifestError(f"{self.root}: {desc.digest} is {desc.size} bytes, over the 4 MiB manifest limit")
         with self.open_blob(desc) as f:
             data = f.read(desc.size + 1)
-        desc.digest.verify(data, desc.size, what=f"{self.path}: blob")
+        desc.digest.verify(data, desc.size, what=f"{self.root}: blob")
         return data
 
     def has_blob(self, desc: Descriptor) -> bool:
         try:
-            st = os.lstat(self.blob_path(desc.digest))
+            st = os.lstat(self.blob_file(desc.digest))
         except FileNotFoundError:
             return False
         return _stat.S_ISREG(st.st_mode) and st.st_size == desc.size
@@ -140,7 +181,7 @@ class Layout:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """An exclusive flock on the layout directory itself (no extra files)."""
-        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -154,9 +195,10 @@ class Layout:
             return False
         reader = stream if isinstance(stream, VerifyingReader) else VerifyingReader(
             stream, desc.digest, desc.size, what=f"blob {desc.digest}")
-        dest = self.blob_path(desc.digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+        dest = self.blob_file(desc.digest)
+        parent = os.path.dirname(dest)
+        os.makedirs(parent, exist_ok=True)
+        fd, tmp = mkstemp(parent, prefix=_TMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as f:
                 while True:
@@ -175,8 +217,36 @@ class Layout:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        self._dirty.add(dest.parent)         # renames made durable once, in sync(), before the index
+        self._dirty.add(parent)         # renames made durable once, in sync(), before the index
         return True
+
+    def link_blob(self, desc: Descriptor, source: str | os.PathLike[str]) -> bool:
+        """Hard-link *source*, a local file whose content is *desc*'s, verified and durable
+        (the caller vouches for both), as the blob; True when linked. False when a link
+        is impossible (another filesystem, no permission) or the name is taken."""
+        dest = self.blob_file(desc.digest)
+        try:
+            st = os.stat(source)
+        except OSError:
+            return False
+        if not _stat.S_ISREG(st.st_mode) or st.st_size != desc.size:
+            return False
+        parent = os.path.dirname(dest)
+        for _ in range(2):
+            try:
+                os.link(source, dest)
+            except FileExistsError:
+                return False              # a concurrent writer's blob (or junk the copy path replaces)
+            except FileNotFoundError:
+                if os.path.isdir(parent):
+                    return False
+                os.makedirs(parent, exist_ok=True)
+                continue
+            except OSError:               # EXDEV, EPERM (protected_hardlinks), EMLINK, …
+                return False
+            self._dirty.add(parent)
+            return True
+        return False
 
     def sync(self) -> None:
         """Make the renames of the blobs written so far durable (one fsync per directory)."""
@@ -186,14 +256,14 @@ class Layout:
         self._dirty.clear()
 
     def write_blob_bytes(self, desc: Descriptor, data: bytes) -> bool:
-        desc.digest.verify(data, desc.size, what=f"blob for {self.path}")
+        desc.digest.verify(data, desc.size, what=f"blob for {self.root}")
         import io
         return self.write_blob_stream(desc, io.BytesIO(data))
 
     def ensure_layout_file(self) -> None:
-        lf = self.path / LAYOUT_FILE
-        if not lf.exists():
-            atomic_write(lf, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
+        lf = self._file(LAYOUT_FILE)
+        if not os.path.exists(lf):
+            atomic_write(lf, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}), durable=self.durable)
 
     def add_root(self, root: Descriptor, tag: str) -> bytes:
         """Add *root* to index.json (replacing *tag*'s old entry) under the lock; returns the new bytes."""
@@ -201,10 +271,10 @@ class Layout:
         with self.lock():
             self.ensure_layout_file()
             raw = self.read_index_raw()
-            obj = _index_obj(raw, str(self.path / INDEX_FILE))
+            obj = _index_obj(raw, self._file(INDEX_FILE))
             new = updated_index(obj, root, tag)
             data = canonical_json(new)
-            atomic_write(self.path / INDEX_FILE, data)
+            atomic_write(self._file(INDEX_FILE), data, durable=self.durable)
             return data
 
 
@@ -312,6 +382,10 @@ class LayoutSource(Source):
     def blob_path(self, desc: Descriptor) -> Path | None:
         return self.layout.safe_blob_path(desc)
 
+    def blob_file(self, desc: Descriptor) -> str:
+        """:meth:`blob_path` as a string."""
+        return self.layout.safe_blob_file(desc)
+
 
 class LayoutSink(Sink):
     """Write one image or index into an OCI layout directory under *tag*.
@@ -325,24 +399,24 @@ class LayoutSink(Sink):
         self.layout = Layout(path)
         self.tag = validate_tag(tag) if tag else ""
         self.name = f"oci:{path}" + (f":{tag}" if tag else "")
-        p = self.layout.path
-        self._created: list[Path] = []
-        self._written: list[Path] = []
+        p = self.layout.root
+        self._created: list[str] = []
+        self._written: list[str] = []
         self._committed = False
-        if p.exists() and not p.is_dir():
+        if os.path.exists(p) and not os.path.isdir(p):
             raise LayoutError(f"{p} exists and is not a directory")
         q = p
-        while not q.exists():
+        while not os.path.exists(q):
             self._created.append(q)          # deepest first
-            q = q.parent
-        p.mkdir(parents=True, exist_ok=True)
+            q = os.path.dirname(q) or "."
+        os.makedirs(p, exist_ok=True)
         with self.layout.lock():             # checks and oci-layout under the lock: a concurrent
-            if (p / LAYOUT_FILE).exists() or (p / INDEX_FILE).exists():   # writer never sees a half state
-                self.layout.check()
+            if os.path.exists(os.path.join(p, LAYOUT_FILE)) or os.path.exists(os.path.join(p, INDEX_FILE)):
+                self.layout.check()          # (a writer never sees a half state)
                 raw = self.layout.read_index_raw()
                 if raw is not None:
-                    parse_layout_index(raw, str(p / INDEX_FILE))
-            elif any(p.iterdir()):
+                    parse_layout_index(raw, os.path.join(p, INDEX_FILE))
+            elif os.listdir(p):
                 raise LayoutError(f"{p} is not empty and not an OCI layout",
                                   hint="write to a new or empty directory, or to an existing layout")
             self.layout.ensure_layout_file()
@@ -352,11 +426,18 @@ class LayoutSink(Sink):
 
     def write_blob(self, desc: Descriptor, stream: BinaryIO, source_path: Path | None = None) -> None:
         if self.layout.write_blob_stream(desc, stream):
-            self._written.append(self.layout.blob_path(desc.digest))
+            self._written.append(self.layout.blob_file(desc.digest))
+
+    def link_blob(self, desc: Descriptor, source: str | os.PathLike[str]) -> bool:
+        """Hard-link a verified, durable local file as the blob (see :meth:`Layout.link_blob`)."""
+        if self.layout.link_blob(desc, source):
+            self._written.append(self.layout.blob_file(desc.digest))
+            return True
+        return self.layout.has_blob(desc)
 
     def write_manifest(self, desc: Descriptor, raw: bytes) -> None:
         if self.layout.write_blob_bytes(desc, raw):
-            self._written.append(self.layout.blob_path(desc.digest))
+            self._written.append(self.layout.blob_file(desc.digest))
 
     def commit(self, root: Descriptor, raw: bytes) -> None:
         root.digest.verify(raw, root.size, what=f"{self.name}: root")
@@ -368,16 +449,22 @@ class LayoutSink(Sink):
         if self._committed or not self._created:
             return
         # a directory we created and never committed: remove what we wrote, then empty dirs
+        root = self.layout.root
         with contextlib.suppress(OSError):
             with self.layout.lock():
-                if (self.layout.path / INDEX_FILE).exists():
+                if os.path.exists(os.path.join(root, INDEX_FILE)):
                     return                   # another writer committed meanwhile: keep everything
-                for f in [*self._written, self.layout.path / LAYOUT_FILE]:
+                for f in [*self._written, os.path.join(root, LAYOUT_FILE)]:
                     with contextlib.suppress(FileNotFoundError):
-                        f.unlink()
-        for d in [*self.layout.path.glob("blobs/*"), self.layout.path / "blobs", *self._created]:
+                        os.unlink(f)
+        blobs = os.path.join(root, "blobs")
+        try:
+            algos = [os.path.join(blobs, a) for a in os.listdir(blobs)]
+        except OSError:
+            algos = []
+        for d in [*algos, blobs, *self._created]:
             with contextlib.suppress(OSError):
-                d.rmdir()
+                os.rmdir(d)
 
 
 __all__ = ["Layout", "LayoutSource", "LayoutSink", "list_tags", "select_entry", "updated_index",

@@ -261,6 +261,10 @@ class OciArchiveSink(Sink):
     def write_blob(self, desc: Descriptor, stream: BinaryIO, source_path: Path | None = None) -> None:
         self.layout.write_blob_stream(desc, stream)
 
+    def link_blob(self, desc: Descriptor, source: str | os.PathLike[str]) -> bool:
+        """Hard-link a verified local file into the stage (it is only read, then removed)."""
+        return self.layout.link_blob(desc, source) or self.layout.has_blob(desc)
+
     def write_manifest(self, desc: Descriptor, raw: bytes) -> None:
         self.layout.write_blob_bytes(desc, raw)
 

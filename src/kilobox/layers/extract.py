@@ -31,7 +31,6 @@ import contextlib
 import errno
 import itertools
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import Any, BinaryIO

@@ -23,6 +23,7 @@ _KIND = {b"0": "file", b"\0": "file", b"7": "file", b"1": "hardlink", b"2": "sym
 _MAX_TIME = 1 << 40         # mtimes are clamped to +-35,000 years
 _MAX_NAME = 4096            # PATH_MAX: nothing in a container could open a longer path
 _MAX_META = 1 << 20          # a PAX header or GNU long name larger than this is hostile
+_MAX_SIZE = 1 << 62          # larger sizes (PAX allows any) cannot be read by any file API
 _HINT = "the layer is corrupt or hostile; do not use it"
 
 
@@ -248,7 +249,6 @@ class _Iter:
                     stored != sum((b - 256 if b > 127 else b) for b in block[:148] + b" " * 8 + block[156:]):
                 raise LayerError(f"{where}: bad tar header checksum at byte {hdr_off} (not a tar, or corrupt)",
                                  hint=_HINT)
-            at = where
             typeflag = block[156:157]
             size = _num(block[124:136], where)
             if typeflag in (b"x", b"g", b"L", b"K"):
@@ -314,7 +314,7 @@ class _Iter:
             raw_name = name.decode("utf-8", "surrogateescape")
             if kind == "file" and typeflag == b"\0" and raw_name.endswith("/"):
                 kind = "dir"  # old V7 archives
-            if size < 0 or not (0 <= uid < 1 << 32 and 0 <= gid < 1 << 32):
+            if not 0 <= size <= _MAX_SIZE or not (0 <= uid < 1 << 32 and 0 <= gid < 1 << 32):
                 raise LayerError(f"{where} at byte {hdr_off}: invalid size or owner id in header of {raw_name!r}",
                                  hint=_HINT)
             mtime = min(max(mtime, -_MAX_TIME), _MAX_TIME)

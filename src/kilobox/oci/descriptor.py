@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass, field, replace
-from typing import Any
-
 from ..errors import ManifestError
 from .digest import Digest
 from .platform import Platform
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+_FIELDS = ("media_type", "digest", "size", "annotations", "platform", "artifact_type", "urls", "data")
 
 
 def _str_map(value: Any, where: str) -> dict[str, str]:
@@ -19,18 +21,58 @@ def _str_map(value: Any, where: str) -> dict[str, str]:
     return dict(value)
 
 
-@dataclass(frozen=True)
 class Descriptor:
-    """A typed, sized, digested reference to content."""
+    """A typed, sized, digested reference to content (immutable).
 
+    Equality and hash cover media type, digest, size, platform, artifact type and
+    urls — not ``annotations`` or embedded ``data``.
+    """
+
+    __slots__ = _FIELDS
     media_type: str
     digest: Digest
     size: int
-    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-    platform: Platform | None = None
-    artifact_type: str = ""
-    urls: tuple[str, ...] = ()
-    data: bytes | None = field(default=None, compare=False, hash=False)
+    annotations: dict[str, str]
+    platform: Platform | None
+    artifact_type: str
+    urls: tuple[str, ...]
+    data: bytes | None
+
+    def __init__(self, media_type: str, digest: Digest, size: int, annotations: dict[str, str] | None = None,
+                 platform: Platform | None = None, artifact_type: str = "", urls: tuple[str, ...] = (),
+                 data: bytes | None = None) -> None:
+        s = object.__setattr__
+        s(self, "media_type", media_type)
+        s(self, "digest", digest)
+        s(self, "size", size)
+        s(self, "annotations", {} if annotations is None else annotations)
+        s(self, "platform", platform)
+        s(self, "artifact_type", artifact_type)
+        s(self, "urls", urls)
+        s(self, "data", data)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of Descriptor")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of Descriptor")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Descriptor, tuple(getattr(self, k) for k in _FIELDS))
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.media_type, self.digest, self.size, self.platform, self.artifact_type, self.urls)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Descriptor:
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Descriptor(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in _FIELDS) + ")"
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "descriptor") -> "Descriptor":
@@ -53,6 +95,7 @@ class Descriptor:
         if "data" in d:
             if not isinstance(d["data"], str):
                 raise ManifestError(f"{where}: data must be base64 text")
+            import base64
             try:
                 data = base64.b64decode(d["data"], validate=True)
             except ValueError as e:
@@ -80,7 +123,8 @@ class Descriptor:
         if self.annotations:
             d["annotations"] = dict(sorted(self.annotations.items()))
         if self.data is not None:
-            d["data"] = base64.b64encode(self.data).decode()
+            import binascii
+            d["data"] = binascii.b2a_base64(self.data, newline=False).decode()
         if self.platform is not None:
             d["platform"] = self.platform.to_dict()
         if self.artifact_type:
@@ -88,7 +132,11 @@ class Descriptor:
         return d
 
     def with_(self, **changes: Any) -> "Descriptor":
-        return replace(self, **changes)
+        """A copy with *changes* (field names; an unknown name is a :class:`TypeError`)."""
+        unknown = set(changes).difference(_FIELDS)
+        if unknown:
+            raise TypeError(f"Descriptor has no field(s) {', '.join(sorted(unknown))}")
+        return Descriptor(**{k: changes[k] if k in changes else getattr(self, k) for k in _FIELDS})
 
     @property
     def ref_name(self) -> str:

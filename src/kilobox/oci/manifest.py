@@ -9,8 +9,6 @@ unknown fields (forward compatibility).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
 
 from ..errors import ManifestError
 from . import mediatypes as mt
@@ -18,7 +16,46 @@ from .descriptor import Descriptor
 from .digest import Digest
 from .platform import Platform
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+
+class _Frozen:
+    """Value semantics over ``__slots__`` for the parsed documents below (immutable;
+    equality and hash over every field, as a frozen dataclass; a dict field makes
+    the hash fail, as it did)."""
+
+    __slots__ = ()
+
+    def _set(self, **values: object) -> None:
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of {type(self).__name__}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of {type(self).__name__}")
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), self._key())
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -51,17 +88,24 @@ def sniff_media_type(raw_obj: dict[str, Any]) -> str:
     raise ManifestError("cannot tell whether this JSON is a manifest or an index (no mediaType)")
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(_Frozen):
     """An image manifest (OCI or Docker schema 2)."""
 
+    __slots__ = ("raw", "media_type", "config", "layers", "annotations", "subject", "artifact_type")
     raw: bytes
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
-    annotations: dict[str, str] = field(default_factory=dict)
-    subject: Descriptor | None = None
-    artifact_type: str = ""
+    annotations: dict[str, str]
+    subject: Descriptor | None
+    artifact_type: str
+
+    def __init__(self, raw: bytes, media_type: str, config: Descriptor, layers: tuple[Descriptor, ...],
+                 annotations: dict[str, str] | None = None, subject: Descriptor | None = None,
+                 artifact_type: str = "") -> None:
+        self._set(raw=raw, media_type=media_type, config=config, layers=layers,
+                  annotations={} if annotations is None else annotations, subject=subject,
+                  artifact_type=artifact_type)
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None = None, what: str = "manifest") -> "Manifest":
@@ -111,14 +155,19 @@ class Manifest:
         return Descriptor(self.media_type, self.digest, len(self.raw), **kw)
 
 
-@dataclass(frozen=True)
-class Index:
+class Index(_Frozen):
     """An image index (OCI) or manifest list (Docker)."""
 
+    __slots__ = ("raw", "media_type", "manifests", "annotations")
     raw: bytes
     media_type: str
     manifests: tuple[Descriptor, ...]
-    annotations: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str]
+
+    def __init__(self, raw: bytes, media_type: str, manifests: tuple[Descriptor, ...],
+                 annotations: dict[str, str] | None = None) -> None:
+        self._set(raw=raw, media_type=media_type, manifests=manifests,
+                  annotations={} if annotations is None else annotations)
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None = None, what: str = "index") -> "Index":
@@ -166,16 +215,19 @@ class Index:
                        hint="choose one with --platform")
 
 
-@dataclass(frozen=True)
-class ImageConfig:
+class ImageConfig(_Frozen):
     """An image configuration (OCI config.md / Docker image JSON).
 
     ``obj`` is the whole parsed JSON (unknown fields kept); the properties read it.
     """
 
+    __slots__ = ("raw", "obj", "media_type")
     raw: bytes
     obj: dict[str, Any]
-    media_type: str = mt.OCI_CONFIG
+    media_type: str
+
+    def __init__(self, raw: bytes, obj: dict[str, Any], media_type: str = mt.OCI_CONFIG) -> None:
+        self._set(raw=raw, obj=obj, media_type=media_type)
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str = mt.OCI_CONFIG, what: str = "config") -> "ImageConfig":

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ..errors import ReferenceError_
 from .digest import Digest
@@ -25,14 +24,45 @@ def _short(text: str, n: int = 80) -> str:
     return repr(text) if len(text) <= n else repr(text[:n]) + "…"
 
 
-@dataclass(frozen=True)
 class Reference:
-    """A parsed registry reference."""
+    """A parsed registry reference (immutable, hashable)."""
 
+    __slots__ = ("registry", "repository", "tag", "digest")
     registry: str
     repository: str
-    tag: str = ""
-    digest: Digest | None = None
+    tag: str
+    digest: Digest | None
+
+    def __init__(self, registry: str, repository: str, tag: str = "", digest: Digest | None = None) -> None:
+        s = object.__setattr__
+        s(self, "registry", registry)
+        s(self, "repository", repository)
+        s(self, "tag", tag)
+        s(self, "digest", digest)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of Reference")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of Reference")
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.registry, self.repository, self.tag, self.digest)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Reference, self._key())
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Reference:
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Reference(registry={self.registry!r}, repository={self.repository!r}, tag={self.tag!r}, "
+                f"digest={self.digest!r})")
 
     @classmethod
     def parse(cls, text: str) -> "Reference":
@@ -109,7 +139,13 @@ def is_local_host(registry: str) -> bool:
         host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     if host == "localhost" or host.endswith(".localhost"):
         return True
-    import ipaddress  # lazily: only registry code needs it
+    if ":" not in host:             # not IPv6: an IPv4 address (127.0.0.0/8) or a name
+        parts = host.split(".")
+        if len(parts) != 4 or not all(p.isdigit() and p.isascii() and len(p) <= 3 and
+                                      (p == "0" or not p.startswith("0")) and int(p) <= 255 for p in parts):
+            return False
+        return parts[0] == "127"
+    import ipaddress  # lazily: only IPv6 needs it
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -33,16 +33,25 @@ RunResult = namedtuple("RunResult", "name exit_code")
 def run(image: str | None = None, *, rootfs: str | os.PathLike[str] | None = None,
         config: dict[str, object] | None = None, options: RunOptions | None = None, name: str | None = None,
         detach: bool = False, remove: bool = False, runtime: str | None = None, engine: str | None = None,
-        platform: str | None = None, registry_options: object = None,
+        platform: str | None = None, registry_options: object = None, publish: list[str] | tuple[str, ...] = (),
         stdin: int = 0, stdout: int = 1, stderr: int = 2) -> RunResult:
     """Run *image* (any location kilobox reads), or a prepared *rootfs* with an image *config* block.
 
     *config* holds the image config's ``config`` fields (Entrypoint, Cmd, Env, User, WorkingDir).
     Foreground runs return the exit code; detached runs return once the container started.
+    *publish*: ``[IP:]HOSTPORT:CONTAINERPORT`` forwards (host address 127.0.0.1 unless given).
     """
     opts = options or RunOptions()
     if (image is None) == (rootfs is None):
         raise UsageError("run: give an image or a rootfs (not both)")
+    ports = []
+    if publish:
+        if opts.network == "host":
+            raise UsageError("--publish has no effect with --network host", hint="drop one of them")
+        if engine:
+            raise UsageError("--publish is not supported with --engine", hint="run it natively, or --network host")
+        from .publish import parse_publish
+        ports = [parse_publish(p) for p in publish]
     if engine:
         if rootfs is not None:
             raise UsageError("--engine needs an image, not a rootfs directory")
@@ -62,9 +71,10 @@ def run(image: str | None = None, *, rootfs: str | os.PathLike[str] | None = Non
             image, opts, platform=platform, options=registry_options)
     from . import lifecycle
     if detach:
-        return RunResult(lifecycle.start_detached(meta, name=name, remove=remove, runtime=runtime), None)
+        return RunResult(lifecycle.start_detached(meta, name=name, remove=remove, runtime=runtime,
+                                                  publish=ports), None)
     cname, code = lifecycle.run_foreground(meta, name=name, remove=remove, runtime=runtime,
-                                           stdin=stdin, stdout=stdout, stderr=stderr)
+                                           stdin=stdin, stdout=stdout, stderr=stderr, publish=ports)
     return RunResult(None if remove else cname, code)
 
 
@@ -81,3 +91,16 @@ def __getattr__(attr: str) -> object:
 
 __all__ = ["run", "RunResult", "RunOptions", "make_options", "ps", "stop", "remove", "logs", "oci_profile",
            "runtime_config", "find_runtime", "cgroup_mode", "ensure_rootfs", "prepare", "bench_start"]
+
+
+class _CallableModule(type(os)):
+    """``kilobox.run`` is both this package and :func:`run` (the API table maps it to the function,
+    but once the package is imported the attribute is the module): calling the module runs."""
+
+    def __call__(self, *args: object, **kwargs: object) -> RunResult:
+        return run(*args, **kwargs)  # type: ignore[arg-type]
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

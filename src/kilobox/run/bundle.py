@@ -73,12 +73,12 @@ def lookup(location: str, platform: str | None, opts: RunOptions, store_root: ob
     ref = os.path.join(root, "bundles", "refs", ref_key(location, platform, opts) + ".json")
     try:
         doc = _read_json(ref)
-        if doc.get("stamp") is None or _stamp(doc["stamp_path"]) != doc["stamp"]:
+        if not isinstance(doc, dict) or doc.get("stamp") is None or _stamp(doc["stamp_path"]) != doc["stamp"]:
             return None
         meta = _read_json(os.path.join(doc["bundle"], "meta.json"))
+        if not isinstance(meta, dict) or meta.get("v") != META_VERSION or not os.path.isdir(meta.get("rootfs", "")):
+            return None
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if meta.get("v") != META_VERSION or not os.path.isdir(meta.get("rootfs", "")):
         return None
     return meta
 
@@ -130,10 +130,12 @@ def make_bundle(rootfs: object, image_cfg: dict[str, object], opts: RunOptions, 
     if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
-            if meta.get("v") == META_VERSION and os.path.isdir(meta.get("rootfs", "")):
+            if isinstance(meta, dict) and meta.get("v") == META_VERSION and os.path.isdir(meta.get("rootfs", "")):
                 return meta
-        except ValueError:
+        except (OSError, ValueError, TypeError):
             pass
+        from ..store import _rmtree
+        _rmtree(bdir)                 # damaged: rebuild it
     uid, gid, gids = rfs.resolve_user(rootfs, spec.user_spec(image_cfg, opts))
     spec.check_root(uid, opts, image)
     argv = spec.command(image_cfg, opts)

@@ -210,7 +210,7 @@ def engine_rm(doc: dict[str, Any], force: bool) -> None:
     if state == "removed":
         return
     if state == "running" and not force:
-        raise RunError(f"container {doc['name']} is running", hint=f"stop it first or use rm -f")
+        raise RunError(f"container {doc['name']} is running", hint="stop it first or use rm -f")
     _capture([*_eng(doc), "rm", *(["-f"] if force else []), doc["engine_id"]], f"{doc['engine']} rm")
 
 

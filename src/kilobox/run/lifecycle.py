@@ -71,13 +71,25 @@ def _set_runtime_pid(cdir: str, doc: dict[str, object], pid: int) -> None:
     st.write_json(os.path.join(cdir, "state.json"), {k: v for k, v in doc.items() if not k.startswith("_")})
 
 
+def _forwarder(publish: object) -> object:
+    """Bound host ports for ``--publish`` (None without any)."""
+    if not publish:
+        return None
+    from .publish import Forwarder
+    fwd = Forwarder(list(publish))  # type: ignore[call-overload]
+    fwd.bind()
+    return fwd
+
+
 def run_foreground(meta: dict[str, object], *, name: str | None = None, remove: bool = False,
-                   runtime: str | None = None, stdin: int = 0, stdout: int = 1, stderr: int = 2) -> tuple[str, int]:
+                   runtime: str | None = None, stdin: int = 0, stdout: int = 1, stderr: int = 2,
+                   publish: object = ()) -> tuple[str, int]:
     """Run the bundle in the foreground; returns (name, the container's exit code)."""
     name, cdir = st.claim(name)
     try:
         ln, mounts = _plan(meta, name, cdir, runtime)
         doc = _record(cdir, meta, name, ln, detached=False, remove=remove, write=False)
+        fwd = _forwarder(publish)
     except BaseException:
         st.remove_dir(cdir)
         raise
@@ -104,11 +116,15 @@ def run_foreground(meta: dict[str, object], *, name: str | None = None, remove: 
             st.remove_dir(cdir)
             raise
         _set_runtime_pid(cdir, doc, pid)
+        if fwd is not None:
+            fwd.start(os.path.join(cdir, "pid"), pid)  # type: ignore[attr-defined]
         _, status = os.waitpid(pid, 0)
         code = _exit_code(status)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        if fwd is not None:
+            fwd.close()  # type: ignore[attr-defined]
     if remove:
         st.remove_dir(cdir)
     else:
@@ -124,12 +140,13 @@ def _kill(pid: int, sig: int) -> None:
 
 
 def start_detached(meta: dict[str, object], *, name: str | None = None, remove: bool = False,
-                   runtime: str | None = None, timeout: float = 30.0) -> str:
+                   runtime: str | None = None, timeout: float = 30.0, publish: object = ()) -> str:
     """Start the bundle in the background under a monitor; returns the container's name."""
     name, cdir = st.claim(name)
     try:
         ln, mounts = _plan(meta, name, cdir, runtime)
         doc = _record(cdir, meta, name, ln, detached=True, remove=remove)
+        fwd = _forwarder(publish)      # bound here: a busy port fails this command, not the monitor
     except BaseException:
         st.remove_dir(cdir)
         raise
@@ -140,11 +157,14 @@ def start_detached(meta: dict[str, object], *, name: str | None = None, remove: 
             os.close(r)
             os.setsid()
             if os.fork() == 0:
-                _monitor(ln, mounts, cdir, doc, w, remove, timeout)
+                _monitor(ln, mounts, cdir, doc, w, remove, timeout, fwd)
             os._exit(0)
         except BaseException:  # noqa: BLE001
             os._exit(125)
     os.close(w)
+    if fwd is not None:                    # the monitor owns the listening sockets now
+        for sock, _port in fwd.listeners:  # type: ignore[attr-defined]
+            sock.close()
     os.waitpid(first, 0)
     chunks = []
     while True:
@@ -163,7 +183,7 @@ def start_detached(meta: dict[str, object], *, name: str | None = None, remove: 
 
 
 def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: int, remove: bool,
-             timeout: float) -> None:
+             timeout: float, fwd: object = None) -> None:
     """The detached container's keeper (never returns)."""
     code = 125
     try:
@@ -178,6 +198,8 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: i
             os._exit(0)
         _set_runtime_pid(cdir, doc, pid)
         pidfile = os.path.join(cdir, "pid")
+        if fwd is not None:
+            fwd.start(pidfile, pid)  # type: ignore[attr-defined]
         deadline = time.monotonic() + timeout
         status = None
         while True:

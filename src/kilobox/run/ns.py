@@ -44,6 +44,7 @@ def _lib():
         lib.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
         lib.unshare.argtypes = [ctypes.c_int]
         lib.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        lib.setns.argtypes = [ctypes.c_int, ctypes.c_int]
         _libc = (lib, ctypes)
     return _libc
 

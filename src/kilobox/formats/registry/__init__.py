@@ -11,21 +11,19 @@ Plain http is used for localhost, 127.0.0.0/8 and ::1 and for hosts named in
 from __future__ import annotations
 
 import json
-import re
-from typing import TYPE_CHECKING
-from urllib.parse import urljoin
 
 from ...errors import DigestMismatch, ManifestError, RegistryError
 from ...oci import Descriptor, Digest, Reference, mediatypes as mt
 from .sink import RegistrySink
 from .source import RegistrySource, client_for
+from .urls import join as urljoin
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from .. import Options
 
 MAX_TAGS_PAGE = 16 << 20
 MAX_PAGES = 10_000
-_LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*\brel\s*=\s*"?next"?', re.IGNORECASE)
 
 
 def _opts(opts: "Options | None") -> "Options":
@@ -76,8 +74,10 @@ def parse_tags_page(body: bytes, what: str) -> list[str]:
 
 def next_link(values: list[str]) -> str:
     """The target of ``rel="next"`` in ``Link`` header values, or ''."""
+    import re
+    pattern = re.compile(r'<([^>]*)>\s*;[^,]*\brel\s*=\s*"?next"?', re.IGNORECASE)
     for v in values:
-        m = _LINK_NEXT.search(v[:8192])
+        m = pattern.search(v[:8192])
         if m:
             return m.group(1).strip()
     return ""

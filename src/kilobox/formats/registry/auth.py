@@ -15,17 +15,18 @@ cached per scope set; a cached token whose scopes cover the request is reused.
 
 from __future__ import annotations
 
-import base64
+import _thread
+import binascii
 import json
-import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
-from urllib.parse import urlencode, urlsplit
 
 from ...errors import AuthError
+from . import urls
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Iterable
+
     from .. import Options
     from .client import RegistryClient
     from .credentials import Credentials
@@ -39,12 +40,28 @@ EXPIRY_MARGIN = 10.0
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=:")
 
 
-@dataclass(frozen=True)
 class Challenge:
     """One challenge of a ``WWW-Authenticate`` header (scheme lower-cased, parameter names too)."""
 
-    scheme: str
-    params: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("scheme", "params")
+
+    def __init__(self, scheme: str, params: dict[str, str] | None = None) -> None:
+        object.__setattr__(self, "scheme", scheme)
+        object.__setattr__(self, "params", {} if params is None else params)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.scheme, self.params) == (other.scheme, other.params)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.scheme, self.params))     # TypeError, as a frozen dataclass with a dict
+
+    def __repr__(self) -> str:
+        return f"Challenge(scheme={self.scheme!r}, params={self.params!r})"
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -132,7 +149,7 @@ def _atoms(scopes: Iterable[str]) -> frozenset[tuple[str, str, str]]:
 
 
 def basic_header(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    return "Basic " + binascii.b2a_base64(f"{user}:{password}".encode(), newline=False).decode()
 
 
 class Authenticator:
@@ -148,7 +165,7 @@ class Authenticator:
         self._sent_basic = False
         #: how many token requests were made (tests check the cache)
         self.token_requests = 0
-        self._lock = threading.RLock()      # prefetch threads share the tokens
+        self._lock = _thread.RLock()      # prefetch threads share the tokens
 
     # -- credentials ---------------------------------------------------------------
     def credentials(self) -> "Credentials | None":
@@ -233,14 +250,14 @@ class Authenticator:
     def fetch_token(self, ch: Challenge, scopes: tuple[str, ...]) -> str:
         """GET a Bearer token from the challenge's realm for *scopes* (Basic creds if known)."""
         realm = ch.params.get("realm", "")
-        u = urlsplit(realm)
-        if u.scheme not in ("http", "https") or not u.netloc:
+        scheme, netloc, _, query_s = urls.split(realm)
+        if scheme not in ("http", "https") or not netloc:
             raise AuthError(f"{self.client.registry}: token realm {realm[:120]!r} is not an http(s) URL")
         query: list[tuple[str, str]] = []
         if ch.params.get("service"):
             query.append(("service", ch.params["service"]))
         query += [("scope", s) for s in scopes]
-        url = realm + (("&" if u.query else "?") + urlencode(query) if query else "")
+        url = realm + (("&" if query_s else "?") + urls.urlencode(query) if query else "")
         headers: dict[str, str] = {}
         creds = self.credentials()
         if creds is not None:
@@ -254,7 +271,7 @@ class Authenticator:
                       "log in: --username and --password-stdin, or credentials in ~/.docker/config.json")
             raise
         body = resp.read_limited(MAX_TOKEN_RESPONSE, what)
-        token, ttl = parse_token_response(body, f"{what} from {u.netloc}")
+        token, ttl = parse_token_response(body, f"{what} from {netloc}")
         # renew a little early (a token must not expire in flight), never sooner than half its life
         self._tokens.append((_atoms(scopes), token, time.time() + ttl - min(EXPIRY_MARGIN, ttl / 2)))
         return token

@@ -1,7 +1,9 @@
 """HTTP for the registry client: keep-alive pool, retries with backoff, spec errors.
 
-Only the standard library (``http.client``, ``ssl``): this module is imported
-when a registry is actually used, never at CLI start-up.
+Only the standard library: :mod:`.http11` (a small HTTP/1.1 client over
+``_socket``, :mod:`ssl` for https) — this module is imported when a registry is
+actually used, never at CLI start-up, and it does not import :mod:`http.client`
+(which costs more than a micro image's whole copy).
 
 Every request goes through :meth:`RegistryClient.request`, which
 
@@ -17,20 +19,19 @@ Every request goes through :meth:`RegistryClient.request`, which
 
 from __future__ import annotations
 
-import http.client
+import _thread
 import json
-import random
-import socket
-import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
-from urllib.parse import urljoin, urlsplit
 
 from ...errors import AuthError, NotFound, RegistryError
 from ...oci import is_local_host
+from . import urls
+from .http11 import Connection, IncompleteRead, ProtocolError, RawResponse, RemoteDisconnected
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Iterable
+
     from .. import Options
     from .auth import Authenticator
 
@@ -44,40 +45,66 @@ MAX_REDIRECTS = 5
 TIMEOUT = 60.0              # per socket operation; a timeout is retried once
 USER_AGENT = "kilobox"
 
-_RETRY_EXC = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.RemoteDisconnected,
-              http.client.IncompleteRead, socket.timeout, TimeoutError)
+_RETRY_EXC = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, RemoteDisconnected,
+              IncompleteRead, TimeoutError)
+
+_ssl_context = None
 
 
-@dataclass(frozen=True)
+def _tls_context() -> object:
+    """One default TLS context per process (loading the CA bundle is not free)."""
+    global _ssl_context
+    if _ssl_context is None:
+        import ssl
+        _ssl_context = ssl.create_default_context()
+    return _ssl_context
+
+
 class Endpoint:
     """Scheme and network location of an HTTP server (``http``, ``127.0.0.1:5000``)."""
 
-    scheme: str
-    netloc: str
+    __slots__ = ("scheme", "netloc")
+
+    def __init__(self, scheme: str, netloc: str) -> None:
+        object.__setattr__(self, "scheme", scheme)
+        object.__setattr__(self, "netloc", netloc)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.scheme, self.netloc) == (other.scheme, other.netloc)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.scheme, self.netloc))
+
+    def __repr__(self) -> str:
+        return f"Endpoint(scheme={self.scheme!r}, netloc={self.netloc!r})"
 
     @classmethod
     def of_url(cls, url: str) -> "Endpoint":
-        u = urlsplit(url)
-        if u.scheme not in ("http", "https") or not u.netloc:
+        scheme, netloc, _, _ = urls.split(url)
+        if scheme not in ("http", "https") or not netloc:
             raise RegistryError(f"unsupported URL {url[:200]!r} (only http and https)")
-        return cls(u.scheme, u.netloc)
+        return cls(scheme, netloc)
 
-    def connect(self, timeout: float) -> http.client.HTTPConnection:
-        if self.scheme == "https":
-            import ssl
-            return http.client.HTTPSConnection(self.netloc, timeout=timeout, context=ssl.create_default_context())
-        return http.client.HTTPConnection(self.netloc, timeout=timeout)
+    def connect(self, timeout: float) -> Connection:
+        """A new (not yet opened) connection; it connects on its first request."""
+        return Connection(self.scheme, self.netloc, timeout,
+                          _tls_context() if self.scheme == "https" else None)
 
 
 class Pool:
     """Idle keep-alive connections per endpoint (thread-safe, small)."""
 
     def __init__(self, per_endpoint: int = 4) -> None:
-        self._idle: dict[Endpoint, list[http.client.HTTPConnection]] = {}
-        self._lock = threading.Lock()
+        self._idle: dict[Endpoint, list[Connection]] = {}
+        self._lock = _thread.allocate_lock()
         self._max = per_endpoint
 
-    def get(self, ep: Endpoint, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+    def get(self, ep: Endpoint, timeout: float) -> tuple[Connection, bool]:
         """A connection and whether it was reused (a reused one may have gone stale)."""
         with self._lock:
             idle = self._idle.get(ep)
@@ -85,7 +112,7 @@ class Pool:
                 return idle.pop(), True
         return ep.connect(timeout), False
 
-    def put(self, ep: Endpoint, conn: http.client.HTTPConnection) -> None:
+    def put(self, ep: Endpoint, conn: Connection) -> None:
         with self._lock:
             idle = self._idle.setdefault(ep, [])
             if len(idle) < self._max:
@@ -104,49 +131,49 @@ class Pool:
 class Response:
     """A response whose connection goes back to the pool once the body is read."""
 
-    def __init__(self, raw: http.client.HTTPResponse, conn: http.client.HTTPConnection,
-                 ep: Endpoint, pool: Pool, method: str, url: str) -> None:
+    def __init__(self, raw: RawResponse, conn: Connection, ep: Endpoint, pool: Pool, method: str,
+                 url: str) -> None:
         self.raw = raw
         self.status = raw.status
         self.reason = raw.reason
         self.method = method
         self.url = url
-        self._conn: http.client.HTTPConnection | None = conn
+        self._conn: Connection | None = conn
         self._ep = ep
         self._pool = pool
+        if raw.complete:
+            self._release()
 
     def header(self, name: str, default: str = "") -> str:
         return self.raw.getheader(name, default) or default
 
     def header_all(self, name: str) -> list[str]:
-        return self.raw.headers.get_all(name) or []
+        return self.raw.get_all(name)
 
     @property
     def content_length(self) -> int | None:
         v = self.header("Content-Length").strip()
         if not v:
             return None
-        if not v.isdigit() or len(v) > 19:
+        if not v.isdigit() or not v.isascii() or len(v) > 19:
             raise RegistryError(f"{self.method} {_where(self.url)}: invalid Content-Length {v[:40]!r}")
         return int(v)
 
     def read(self, n: int = -1) -> bytes:
+        """Up to *n* bytes of the body (all for n < 0), as soon as some arrived; b'' at its end."""
+        if self._conn is None and not self.raw.complete:
+            raise RegistryError(f"{self.method} {_where(self.url)}: the response was already closed")
         try:
-            data = self.raw.read() if n is None or n < 0 else self.raw.read(n)
+            data = self.raw.read(n)
         except _RETRY_EXC as e:
             self._drop()
             raise RegistryError(f"{self.method} {_where(self.url)}: connection lost while reading ({_exc(e)})",
                                 retryable=True) from None
-        except (http.client.HTTPException, ValueError) as e:
+        except (ProtocolError, ValueError, OSError) as e:
             self._drop()
             raise RegistryError(f"{self.method} {_where(self.url)}: malformed response body ({_exc(e)[:120]})",
                                 retryable=True) from None
-        if not data and n != 0 and self.raw.length:     # http.client: EOF before Content-Length
-            missing = self.raw.length
-            self._drop()
-            raise RegistryError(f"{self.method} {_where(self.url)}: connection closed {missing} bytes before "
-                                f"the announced end", retryable=True)
-        if self.raw.isclosed():
+        if self.raw.complete:
             self._release()
         return data
 
@@ -176,18 +203,19 @@ class Response:
             if n > limit:
                 self._drop()
                 raise ManifestError(f"{what}: more than {limit} bytes ({self.method} {_where(self.url)})")
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def close(self) -> None:
         """Finish with the response: a small unread rest is drained to keep the connection."""
         if self._conn is None:
             return
-        if not self.raw.isclosed():
+        if not self.raw.complete:
             length = self.raw.length
             if length is not None and length <= ERROR_BODY_LIMIT:
                 try:
-                    self.raw.read()
-                except (OSError, http.client.HTTPException):
+                    while self.raw.read(ERROR_BODY_LIMIT):
+                        pass
+                except (OSError, ProtocolError, ValueError):
                     self._drop()
                     return
             else:
@@ -215,15 +243,9 @@ class Response:
         self.close()
 
 
-def _path(url: str) -> str:
-    """Path and query: the request target."""
-    u = urlsplit(url)
-    return u.path + (f"?{u.query}" if u.query else "")
-
-
 def _where(url: str) -> str:
     """The path for messages (no query: upload URLs carry long state tokens)."""
-    return urlsplit(url).path[:200]
+    return urls.split(url)[2][:200]
 
 
 def _exc(e: BaseException) -> str:
@@ -266,6 +288,7 @@ def backoff_delay(attempt: int, retry_after: str = "") -> float:
             return max(0.0, min(when - time.time(), RETRY_AFTER_CAP))
         except (TypeError, ValueError, OverflowError):
             pass
+    import random
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2 ** attempt)))
 
 
@@ -323,9 +346,12 @@ class RegistryClient:
                                         hint="the registry may be overloaded; try again") from None
                 self.sleep(backoff_delay(attempt - 1))
                 continue
-            except http.client.HTTPException as e:
+            except ProtocolError as e:
                 raise RegistryError(f"{method} {_where(url)} on {ep.netloc}: not a valid HTTP response "
                                     f"({_exc(e)[:120]})", hint="is this an OCI registry?") from None
+            except ValueError as e:
+                raise RegistryError(f"{method} {_where(url)} on {ep.netloc}: cannot send this request "
+                                    f"({_exc(e)[:120]})") from None
             except OSError as e:
                 tls = type(e).__name__.startswith("SSL")
                 raise RegistryError(f"{method} {_where(url)}: cannot connect to {ep.netloc} ({_exc(e)})",
@@ -337,7 +363,7 @@ class RegistryClient:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
                     raise RegistryError(f"{method} {_where(url)}: more than {MAX_REDIRECTS} redirects")
-                url = urljoin(url, resp.header("Location"))
+                url = urls.join(url, resp.header("Location"))
                 continue
             if st == 401 and same_host and not reauthed:
                 challenge = resp.header("WWW-Authenticate")
@@ -358,22 +384,29 @@ class RegistryClient:
 
     @staticmethod
     def _error_body(resp: Response) -> bytes:
+        parts: list[bytes] = []
+        n = 0
         try:
-            body = resp.read(ERROR_BODY_LIMIT) if resp.method != "HEAD" else b""
+            while resp.method != "HEAD" and n < ERROR_BODY_LIMIT:
+                c = resp.read(ERROR_BODY_LIMIT - n)
+                if not c:
+                    break
+                parts.append(c)
+                n += len(c)
         except RegistryError:
-            body = b""
+            pass
         resp.close()
-        return body
+        return b"".join(parts)
 
     def send(self, ep: Endpoint, method: str, url: str, headers: dict[str, str],
              body: bytes | bytearray | memoryview | None, replay_stale: bool = True) -> Response:
         """One HTTP exchange; a stale pooled connection is replaced once, transparently
         (unless *replay_stale* is False: a non-idempotent request is never sent twice here)."""
-        target = _path(url)
+        target = urls.target(url)
         for _ in range(2):
             conn, reused = self.pool.get(ep, TIMEOUT)
             try:
-                conn.request(method, target, body=body, headers=headers)
+                conn.request(method, target, headers, body)
                 raw = conn.getresponse()
             except _RETRY_EXC + (ConnectionError,):
                 conn.close()
@@ -390,7 +423,7 @@ class RegistryClient:
     def error(self, resp: Response, body: bytes, what: str = "") -> RegistryError | NotFound:
         """The exception for a refused request."""
         codes, msg = parse_error_body(body) if body else ((), "")
-        where = f"{resp.method} {_where(resp.url)} on {urlsplit(resp.url).netloc}"
+        where = f"{resp.method} {_where(resp.url)} on {urls.split(resp.url)[1]}"
         head = f"{what}: " if what else ""
         detail = f"{resp.status} {resp.reason}".strip()
         if codes:
@@ -417,8 +450,8 @@ _CLIENTS: dict[tuple[object, ...], RegistryClient] = {}
 
 def get_client(registry: str, api_host: str, opts: "Options") -> RegistryClient:
     """The process-wide client for a registry and a set of credentials (shares probe, tokens, connections)."""
-    from .credentials import config_path
-    key = (api_host, tuple(opts.insecure), opts.username, opts.password, str(config_path(opts)))
+    from .credentials import config_file
+    key = (api_host, tuple(opts.insecure), opts.username, opts.password, config_file(opts))
     client = _CLIENTS.get(key)
     if client is None:
         client = _CLIENTS[key] = RegistryClient(registry, api_host, opts)

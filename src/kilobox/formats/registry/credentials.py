@@ -14,17 +14,16 @@ address on stdin prints ``{"Username": …, "Secret": …}``.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from ...errors import AuthError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+    from typing import Any
+
     from .. import Options
 
 MAX_CONFIG = 4 << 20
@@ -34,23 +33,47 @@ HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 HUB_SERVER = "https://index.docker.io/v1/"
 
 
-@dataclass(frozen=True)
 class Credentials:
-    username: str
-    password: str
+    """A user name and password (or token) for one registry."""
+
+    __slots__ = ("username", "password")
+
+    def __init__(self, username: str, password: str) -> None:
+        object.__setattr__(self, "username", username)
+        object.__setattr__(self, "password", password)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.username, self.password) == (other.username, other.password)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.username, self.password))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Credentials, (self.username, self.password))
 
     def __repr__(self) -> str:  # never print a secret
         return f"Credentials(username={self.username!r}, password=***)"
 
 
-def config_path(opts: "Options | None" = None) -> Path:
-    """Where Docker's config.json is read from."""
+def config_file(opts: "Options | None" = None) -> str:
+    """Where Docker's config.json is read from (a path string; :func:`config_path` for a Path)."""
     if opts is not None and opts.docker_config:
-        return Path(opts.docker_config)
+        return os.fspath(opts.docker_config)
     env = os.environ.get("DOCKER_CONFIG")
     if env:
-        return Path(env) / "config.json"
-    return Path.home() / ".docker" / "config.json"
+        return os.path.join(env, "config.json")
+    return os.path.join(os.path.expanduser("~"), ".docker", "config.json")
+
+
+def config_path(opts: "Options | None" = None) -> "Path":
+    """Where Docker's config.json is read from."""
+    from pathlib import Path
+    return Path(config_file(opts))
 
 
 def normalize_host(key: str) -> str:
@@ -62,7 +85,7 @@ def normalize_host(key: str) -> str:
     return "docker.io" if k in HUB_NAMES else k
 
 
-def load_config(path: Path) -> dict[str, Any]:
+def load_config(path: "str | Path") -> dict[str, Any]:
     """The parsed config file, {} when absent; a broken file is an :class:`AuthError`."""
     try:
         with open(path, "rb") as f:
@@ -91,6 +114,7 @@ def from_auths(auths: Any, host: str, where: str) -> Credentials | None:
             continue
         auth = entry.get("auth")
         if isinstance(auth, str) and auth:
+            import base64
             try:
                 text = base64.b64decode(auth, validate=True).decode()
             except (ValueError, UnicodeDecodeError):
@@ -115,6 +139,7 @@ def run_helper(name: str, server: str) -> Credentials | None:
     if not name or "/" in name or name.startswith("."):
         raise AuthError(f"invalid credential helper name {name[:60]!r}")
     exe = f"docker-credential-{name}"
+    import subprocess
     try:
         p = subprocess.run([exe, "get"], input=server.encode(), capture_output=True, timeout=HELPER_TIMEOUT)
     except FileNotFoundError:
@@ -147,7 +172,7 @@ def lookup(registry: str, opts: "Options | None" = None) -> Credentials | None:
     if opts is not None and opts.username:
         return Credentials(opts.username, opts.password or "")
     host = normalize_host(registry)
-    path = config_path(opts)
+    path = config_file(opts)
     cfg = load_config(path)
     if not cfg:
         return None
@@ -164,4 +189,4 @@ def lookup(registry: str, opts: "Options | None" = None) -> Credentials | None:
     return from_auths(cfg.get("auths"), host, str(path))
 
 
-__all__ = ["Credentials", "lookup", "config_path", "normalize_host", "load_config", "from_auths", "run_helper"]
+__all__ = ["Credentials", "lookup", "config_path", "config_file", "normalize_host", "load_config", "from_auths", "run_helper"]

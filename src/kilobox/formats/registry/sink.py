@@ -19,17 +19,19 @@ Tunables in ``Options.extra``: ``chunked_threshold``, ``chunk_size``, ``mount_fr
 from __future__ import annotations
 
 import io
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
-from urllib.parse import quote, urljoin
 
 from ...errors import DigestMismatch, KiloboxError, ManifestError, RegistryError, UsageError
 from ...oci import Descriptor, Digest, Reference, VerifyingReader, mediatypes as mt
 from ..base import Sink, Source
 from .client import MAX_TRIES, Response, _RETRY_EXC, backoff_delay
 from .source import client_for
+from .urls import join as urljoin, quote
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+    from typing import BinaryIO
+
     from .. import Options
 
 CHUNKED_THRESHOLD = 16 << 20

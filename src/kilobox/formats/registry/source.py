@@ -6,7 +6,9 @@ cross-check), child manifests and configs against their descriptors (size
 and digest, at most 4 MiB, refused early on ``Content-Length``), blobs
 streamed through a :class:`~kilobox.oci.VerifyingReader` into the local store,
 where they appear only once complete and correct (the store is a read-through
-cache: a blob already there is never downloaded again).
+cache: a blob already there is never downloaded again). A layout sink
+hard-links those store files (:meth:`RegistrySource.verified_blob_path`), so a
+pull writes each blob once.
 
 Prefetch: once a layer of a manifest is opened, the manifest's later layers
 are downloaded into the store by up to :data:`PREFETCH` background threads,
@@ -18,18 +20,20 @@ downloads nothing. A prefetch error surfaces when that layer is opened;
 
 from __future__ import annotations
 
+import _thread
 import io
-import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable
+import os
 
 from ...errors import DigestMismatch, KiloboxError, ManifestError, RegistryError
 from ...oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest, Reference, VerifyingReader, mediatypes as mt
 from ..base import Source
 from .client import MAX_TRIES, RegistryClient, Response, backoff_delay, get_client
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from concurrent.futures import Future, ThreadPoolExecutor
+    from pathlib import Path
+    from typing import BinaryIO, Callable
 
     from ...store import Store
     from .. import Options
@@ -40,6 +44,21 @@ PREFETCH = 2            # background downloads besides the caller's own
 
 class _Cancelled(KiloboxError):
     """A background download stopped because its source was closed."""
+
+
+class _Flag:
+    """A cancel flag shared with download threads (``threading.Event`` without importing threading)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 def client_for(ref: Reference, opts: "Options") -> RegistryClient:
@@ -85,7 +104,7 @@ class _Watched:
     """A read-through wrapper: reports (what, done, total) at most once per MiB, stops when cancelled."""
 
     def __init__(self, raw: Response, cb: Callable[[str, int, int], None] | None, what: str, total: int,
-                 cancel: threading.Event) -> None:
+                 cancel: _Flag) -> None:
         self._raw, self._cb, self._what, self._total, self._cancel = raw, cb, what, total, cancel
         self._done = 0
         self._last = -1
@@ -118,10 +137,11 @@ class RegistrySource(Source):
         self._raw: dict[Digest, bytes] = {}
         self._store: "Store | None" = None
         self._siblings: dict[Digest, tuple[Descriptor, ...]] = {}   # layer -> the layers after it
-        self._pending: dict[Digest, "Future[Path]"] = {}
+        self._pending: dict[Digest, "Future[str]"] = {}
+        self._verified: set[Digest] = set()     # in the store, verified and fsynced by this process
         self._pool: "ThreadPoolExecutor | None" = None
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
+        self._cancel = _Flag()
+        self._lock = _thread.allocate_lock()
 
     @property
     def store(self) -> "Store":
@@ -174,7 +194,8 @@ class RegistrySource(Source):
         raw = resp.read_limited(desc.size, what, exact=desc.size)
         desc.digest.verify(raw, desc.size, what=f"{what} from {self.ref.registry}")
         self._raw[desc.digest] = raw
-        self.store.put_blob(desc, io.BytesIO(raw))
+        # not fsynced: the store is a cache, and every read of a manifest from it is verified
+        self.store.store_blob(desc, io.BytesIO(raw), durable=False)
         self._note_layers(desc.media_type, raw)
         return raw
 
@@ -203,6 +224,10 @@ class RegistrySource(Source):
     def open_blob(self, desc: Descriptor) -> BinaryIO:
         if desc.data is not None:
             return io.BytesIO(desc.data)
+        return open(self._ensure(desc), "rb")
+
+    def _ensure(self, desc: Descriptor) -> str:
+        """The store path of *desc*'s blob, downloading it (and prefetching its siblings) when missing."""
         with self._lock:
             fut = self._pending.pop(desc.digest, None)
         if fut is not None and not fut.cancel():
@@ -210,7 +235,27 @@ class RegistrySource(Source):
         if not self.store.has_blob(desc.digest, desc.size):
             self._prefetch(self._siblings.get(desc.digest, ()))
             self.download(desc)
-        return open(self.store.blob_path(desc.digest), "rb")
+        return self.store.blob_file(desc.digest)
+
+    def verified_blob_path(self, desc: Descriptor) -> str | None:
+        """The store file of *desc*'s blob, verified and fsynced (a sink may hard-link it).
+
+        Downloaded by this process: verified on the way in. Cached by an earlier
+        run: hashed again now (and fsynced), never trusted on its name alone.
+        """
+        if desc.data is not None or desc.urls:
+            return None
+        path = self._ensure(desc)
+        if desc.digest in self._verified:
+            return path
+        try:
+            with open(path, "rb") as f:
+                VerifyingReader(f, desc.digest, desc.size, what=f"blob {desc.digest} in the store").drain()
+                os.fsync(f.fileno())
+        except (DigestMismatch, OSError):
+            return None             # the copy path reads it again and reports the error
+        self._verified.add(desc.digest)
+        return path
 
     def _prefetch(self, layers: tuple[Descriptor, ...]) -> None:
         todo = [d for d in layers if d.data is None and not d.urls and d.digest not in self._pending
@@ -232,13 +277,13 @@ class RegistrySource(Source):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._pending.clear()
-        self._cancel = threading.Event()        # usable again (what it reads comes from the store)
+        self._cancel = _Flag()                  # usable again (what it reads comes from the store)
 
     def blob_path(self, desc: Descriptor) -> Path | None:
         p = self.store.blob_path(desc.digest)
         return p if self.store.has_blob(desc.digest, desc.size) else None
 
-    def download(self, desc: Descriptor) -> Path:
+    def download(self, desc: Descriptor) -> str:
         """Stream a blob into the store, verified; retried when the connection drops."""
         what = f"blob {desc.digest}"
         for attempt in range(MAX_TRIES):
@@ -252,7 +297,10 @@ class RegistrySource(Source):
                 body = _Watched(resp, self.opts.progress, desc.digest.hex[:12], desc.size, self._cancel)
                 reader = VerifyingReader(body, desc.digest, desc.size,  # type: ignore[arg-type]
                                          what=f"{what} from {self.ref.registry}")
-                return self.store.put_blob(desc, reader)  # type: ignore[arg-type]
+                path = self.store.store_blob(desc, reader)  # type: ignore[arg-type]
+                if reader.verified:
+                    self._verified.add(desc.digest)
+                return path
             except RegistryError as e:
                 if not e.retryable or attempt + 1 >= MAX_TRIES:
                     raise

@@ -1,0 +1,65 @@
+"""The warm-path bundle index: anything odd in it means "cold path", never a crash or a wrong bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from kilobox.run import bundle
+from kilobox.run.options import make_options
+
+
+def _setup(tmp_path):
+    store = tmp_path / "store"
+    layout = tmp_path / "lay"
+    layout.mkdir()
+    (layout / "index.json").write_text("{}")
+    bdir = store / "bundles" / "b1"
+    bdir.mkdir(parents=True)
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    meta = {"v": bundle.META_VERSION, "dir": str(bdir), "rootfs": str(rootfs)}
+    (bdir / "meta.json").write_text(json.dumps(meta))
+    loc = f"oci:{layout}:t"
+    opts = make_options()
+    bundle.remember(loc, None, opts, meta, str(layout / "index.json"), store)
+    return store, layout, loc, opts, meta
+
+
+def test_hit_and_invalidation(tmp_path):
+    store, layout, loc, opts, meta = _setup(tmp_path)
+    assert bundle.lookup(loc, None, opts, store) == meta
+    assert bundle.lookup(loc, "linux/arm64", opts, store) is None          # other platform: other key
+    assert bundle.lookup(loc, None, make_options(env=["A=1"]), store) is None
+    (layout / "index.json").write_text('{"changed": true}')                 # re-tagged: cold again
+    assert bundle.lookup(loc, None, opts, store) is None
+
+
+def test_relative_locations_are_keyed_by_absolute_path(tmp_path, monkeypatch):
+    store, layout, loc, opts, meta = _setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert bundle.lookup("oci:lay:t", None, opts, store) == meta
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    assert bundle.lookup("oci:lay:t", None, opts, store) is None            # another ./lay
+
+
+@pytest.mark.parametrize("garbage", ["", "{", "[]", "null", '{"stamp": 1}', '{"stamp": [1], "stamp_path": 5}',
+                                     '{"stamp": null, "stamp_path": "/x", "bundle": "/"}', "\x00\xff"])
+def test_garbage_index_means_cold(tmp_path, garbage):
+    store, layout, loc, opts, meta = _setup(tmp_path)
+    ref = store / "bundles" / "refs" / (bundle.ref_key(loc, None, opts) + ".json")
+    ref.write_bytes(garbage.encode("latin-1"))
+    assert bundle.lookup(loc, None, opts, store) is None
+
+
+@pytest.mark.parametrize("meta", ["{", "[]", '{"v": 999}', '{"v": 1, "rootfs": "/nonexistent"}'])
+def test_garbage_meta_means_cold(tmp_path, meta):
+    store, layout, loc, opts, _ = _setup(tmp_path)
+    (store / "bundles" / "b1" / "meta.json").write_text(meta)
+    assert bundle.lookup(loc, None, opts, store) is None
+    os.unlink(store / "bundles" / "b1" / "meta.json")
+    assert bundle.lookup(loc, None, opts, store) is None
