@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .errors import ManifestError
 from .formats import Options, Sink, Source, open_sink, open_source
+from .formats.base import RetryCopy
 from .oci import Descriptor, Index, Manifest, Platform, VerifyingReader, parse_manifest_or_index
 from .transports import Location
 
@@ -17,7 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Callable
 
     Progress = Callable[[str, int, int], None]
-
 
 def copy_blob(src: Source, dst: Sink, desc: Descriptor, progress: Progress | None = None) -> bool:
     """Copy one blob unless *dst* has it; True when bytes moved. *progress*: (what, done, total)."""
@@ -42,20 +42,32 @@ def copy_blob(src: Source, dst: Sink, desc: Descriptor, progress: Progress | Non
     return True
 
 
-def _copy_manifest(src: Source, dst: Sink, desc: Descriptor, raw: bytes, manifest: Manifest,
-                   progress: Progress | None = None) -> None:
-    cfg = manifest.config
+def _copy_config(src: Source, dst: Sink, cfg: Descriptor) -> None:
     if not dst.has_blob(cfg):
         dst.write_manifest(cfg, src.manifest_bytes(cfg))
-    for layer in manifest.layers:
-        if layer.urls and not dst.has_blob(layer):
-            # foreign layers are referenced, not copied (as skopeo does by default)
-            try:
-                copy_blob(src, dst, layer, progress)
-            except Exception:
-                continue
-        else:
+
+
+def _copy_layer(src: Source, dst: Sink, layer: Descriptor, progress: Progress | None) -> None:
+    if layer.urls:
+        # foreign layers are referenced, not copied (as skopeo does by default)
+        try:
             copy_blob(src, dst, layer, progress)
+        except Exception:
+            pass
+    else:
+        copy_blob(src, dst, layer, progress)
+
+
+def _copy_manifest(src: Source, dst: Sink, desc: Descriptor, raw: bytes, manifest: Manifest,
+                   progress: Progress | None = None) -> None:
+    """The config and the layers of one image manifest."""
+    import os as _os
+    warm = getattr(src, "prefetch", None)
+    if warm is not None and _os.environ.get("KB_WARM") == "1":
+        warm(tuple(l for l in manifest.layers if not dst.has_blob(l)))
+    _copy_config(src, dst, manifest.config)
+    for layer in manifest.layers:
+        _copy_layer(src, dst, layer, progress)
 
 
 def copy_root(src: Source, dst: Sink, platform: str | Platform | None = None,
@@ -73,6 +85,19 @@ def copy_root(src: Source, dst: Sink, platform: str | Platform | None = None,
         root = node.select(want)
         raw = src.manifest_bytes(root)
         node = parse_manifest_or_index(raw, root.media_type, what=f"manifest {root.digest}")
+    root = Descriptor(root.media_type, root.digest, root.size, platform=root.platform)
+    try:
+        _copy_tree(src, dst, root, raw, node, progress)
+    except RetryCopy:
+        # the sink skipped blobs on a cache's word and the destination proved it wrong;
+        # it has forgotten that cache: copy again, asking the destination this time
+        _copy_tree(src, dst, root, raw, node, progress)
+    return root
+
+
+def _copy_tree(src: Source, dst: Sink, root: Descriptor, raw: bytes, node: Manifest | Index,
+               progress: Progress | None) -> None:
+    """Blobs, child manifests, then the root (committed)."""
     if isinstance(node, Index):
         for child in node.manifests:
             child_raw = src.manifest_bytes(child)
@@ -83,9 +108,7 @@ def copy_root(src: Source, dst: Sink, platform: str | Platform | None = None,
             dst.write_manifest(child, child_raw)
     else:
         _copy_manifest(src, dst, root, raw, node, progress)
-    root = Descriptor(root.media_type, root.digest, root.size, platform=root.platform)
     dst.commit(root, raw)
-    return root
 
 
 def copy(src: str | Location, dst: str | Location, *, platform: str | None = None,

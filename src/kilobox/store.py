@@ -63,6 +63,11 @@ class Store:
             self._root_path = Path(self._root)
         return self._root_path
 
+    @property
+    def root_dir(self) -> str:
+        """:attr:`root` as a string (no :mod:`pathlib` needed)."""
+        return self._root
+
     @root.setter
     def root(self, value: str | os.PathLike[str]) -> None:
         self._root = os.fspath(value)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,27 +30,38 @@ def _cargo() -> str:
 
 @pytest.fixture(scope="session")
 def rust_static_binary() -> Path:
-    """A static x86-64 Rust hello (no crates: works offline), cached in the test cache dir."""
+    """A static x86-64 Rust hello (no crates: works offline), cached in the test cache dir.
+
+    Built once per machine under a lock, in a temp dir, and renamed into place whole: safe with
+    several sessions or xdist workers at once.
+    """
     cache = Path(os.environ.get("KILOBOX_TEST_CACHE", Path.home() / ".cache" / "kilobox-test")) / "rust-hello"
     out = cache / "rust-hello"
     if out.is_file():
         return out
     cargo = _cargo()
-    proj = cache / "src"
-    shutil.rmtree(proj, ignore_errors=True)
-    (proj / "src").mkdir(parents=True)
-    (proj / "Cargo.toml").write_text('[package]\nname = "rust-hello"\nversion = "0.1.0"\nedition = "2021"\n\n'
-                                     '[profile.release]\nopt-level = "z"\npanic = "abort"\nstrip = true\n')
-    (proj / "src" / "main.rs").write_text(MAIN_RS)
-    rustup = shutil.which("rustup") or str(Path(cargo).with_name("rustup"))
-    targets = subprocess.run([rustup, "target", "list", "--installed"], capture_output=True,
-                             text=True).stdout.split() if os.access(rustup, os.X_OK) else []
-    target = "x86_64-unknown-linux-musl" if "x86_64-unknown-linux-musl" in targets else "x86_64-unknown-linux-gnu"
-    env = dict(os.environ, RUSTFLAGS="-C target-feature=+crt-static")
-    subprocess.run([cargo, "build", "--release", "--offline", "--target", target], cwd=proj, env=env,
-                   check=True, capture_output=True, timeout=600)
-    shutil.copyfile(proj / "target" / target / "release" / "rust-hello", out)
-    out.chmod(0o755)
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.is_file():
+            return out
+        with tempfile.TemporaryDirectory(dir=cache, prefix="build-") as tmp:
+            proj = Path(tmp) / "src"
+            (proj / "src").mkdir(parents=True)
+            (proj / "Cargo.toml").write_text('[package]\nname = "rust-hello"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                                             '[profile.release]\nopt-level = "z"\npanic = "abort"\nstrip = true\n')
+            (proj / "src" / "main.rs").write_text(MAIN_RS)
+            rustup = shutil.which("rustup") or str(Path(cargo).with_name("rustup"))
+            targets = subprocess.run([rustup, "target", "list", "--installed"], capture_output=True,
+                                     text=True).stdout.split() if os.access(rustup, os.X_OK) else []
+            target = "x86_64-unknown-linux-musl" if "x86_64-unknown-linux-musl" in targets else "x86_64-unknown-linux-gnu"
+            env = dict(os.environ, RUSTFLAGS="-C target-feature=+crt-static")
+            subprocess.run([cargo, "build", "--release", "--offline", "--target", target], cwd=proj, env=env,
+                           check=True, capture_output=True, timeout=600)
+            part = Path(tmp) / "rust-hello"
+            shutil.copyfile(proj / "target" / target / "release" / "rust-hello", part)
+            part.chmod(0o755)
+            os.replace(part, out)
     return out
 
 

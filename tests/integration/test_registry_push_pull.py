@@ -53,13 +53,44 @@ def test_existing_blobs_are_skipped_by_head(registry) -> None:
     img.add_image(layers=3, size=1000)
     push(img, registry.ref("demo/skip:1"))
     img.opened.clear()
-    sink = push(img, registry.ref("demo/skip:2"))
+    sink = push(img, registry.ref("demo/skip:2"), blob_cache=False)
     methods = [m for m, _, _ in sink.requests]
     assert sink.stats == {"skipped": 4, "mounted": 0, "uploaded": 0, "chunked": 0}
     assert "POST" not in methods and "PATCH" not in methods
     assert methods.count("HEAD") == 4 and methods.count("PUT") == 1   # only the manifest
     assert img.opened == []                                          # nothing was even read
     assert sorted(list_tags(Reference.parse(registry.ref("demo/skip")))) == ["1", "2"]
+
+
+def test_blobs_known_from_a_recent_push_need_no_head(registry) -> None:
+    img = MemImage()
+    img.add_image(layers=3, size=1000)
+    push(img, registry.ref("demo/known:1"))
+    img.opened.clear()
+    sink = push(img, registry.ref("demo/known:2"))
+    assert [m for m, _, _ in sink.requests] == ["PUT"]                   # the manifest, nothing else
+    assert sink.stats == {"skipped": 4, "mounted": 0, "uploaded": 0, "chunked": 0}
+    assert img.opened == []
+    other = push(img, registry.ref("demo/elsewhere:1"))                 # another repository: asked
+    assert [m for m, _, _ in other.requests].count("HEAD") == 4
+
+
+def test_stale_known_blobs_are_sent_again(registry) -> None:
+    """The repository lost the blobs (deleted, garbage-collected): the manifest is refused
+    (MANIFEST_BLOB_UNKNOWN), the cache is dropped and the copy runs again, asking this time."""
+    import shutil
+    img = MemImage()
+    root = img.add_image(layers=2, size=1500)
+    push(img, registry.ref("demo/stale:1"))
+    shutil.rmtree(registry.storage / "docker/registry/v2/repositories/demo/stale/_layers")
+    sink = push(img, registry.ref("demo/stale:2"))
+    methods = [m for m, _, _ in sink.requests]
+    assert [s for m, p, s in sink.requests if m == "PUT" and "/manifests/" in p] == [400, 201]
+    assert methods.count("HEAD") == 3 and sink.stats["uploaded"] == 3
+    got, _ = pull(registry.ref("demo/stale:2"))
+    assert got.root == root and got.blobs == img.blobs
+    again = push(img, registry.ref("demo/stale:3"))                    # the new push was recorded
+    assert [m for m, _, _ in again.requests] == ["PUT"]
 
 
 def test_chunked_upload(registry) -> None:

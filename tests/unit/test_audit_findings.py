@@ -115,6 +115,24 @@ def test_dynamic_executable_with_resolved_libraries():
     assert r.summary["scope"]["files"] == 4
 
 
+def test_hostile_dependency_graphs_are_bounded_and_stay_inside():
+    """Cycles, self-needs, sonames with paths that climb out, thousands of DT_NEEDED, junk ld.so.conf."""
+    many = tuple(f"libx{i}.so" for i in range(3000))
+    r = report_of({"usr/bin/app": ("file", dynamic_elf(("liba.so", "../../../../etc/shadow", "/proc/self/mem")), 0o755),
+                   "usr/bin/wide": ("file", dynamic_elf(many), 0o755),
+                   "usr/lib/liba.so": ("file", make_elf(etype=3, needed=("libb.so", "liba.so")), 0o644),
+                   "usr/lib/libb.so": ("file", make_elf(etype=3, needed=("liba.so",)), 0o644),
+                   "etc/shadow": ("file", b"inside the image", 0o600),
+                   "etc/ld.so.conf": ("file", b"include /etc/ld.so.conf\n" + b"/" * 5000 + b"\n\x00\xff\n", 0o644)})
+    dyn = {f.path: f for f in r.findings if f.rule == "dynamic-executable"}
+    app = dyn["/usr/bin/app"].detail
+    assert "/usr/lib/liba.so" in app["libraries"] and "/usr/lib/libb.so" in app["libraries"]
+    assert all(p.startswith("/") and "/../" not in p + "/" for p in app["libraries"])
+    assert "/proc/self/mem" in app["missing"]                 # never looked up on the host
+    wide = dyn["/usr/bin/wide"].detail
+    assert len(wide["missing"]) <= 2000 and wide["libraries"] == []
+
+
 def test_root_user_variants():
     passwd = b"root:x:0:0::/root:/bin/sh\nweb:x:0:0::/:/sbin/nologin\napp:x:1000:1000::/:/sbin/nologin\n"
     for user, root in (("", True), ("root", True), ("0:0", True), ("web", True), ("app", False), ("1000", False),

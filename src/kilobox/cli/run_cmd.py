@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    import argparse
 
 HELP = "run an image in a hardened container (crun/runc), or with --engine podman|docker"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    import argparse          # not at the top: the warm path (fast_main) never builds a parser
     p.add_argument("image", help="image location (oci:DIR[:TAG], oci-archive:, docker-archive:, REGISTRY/REPO:TAG)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="command arguments (replace the image's Cmd)")
     p.add_argument("--name", help="container name (default: generated)")
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(r.name)
         return 0
     code = int(r.exit_code or 0)
-    if os.path.basename(sys.argv[0]) in ("kilobox", "__main__.py"):
+    if _is_cli():
         # the real CLI: the container is gone and nothing is left to clean up; skip the
         # interpreter's teardown (several ms of a ~50 ms run)
         sys.stdout.flush()
@@ -129,23 +133,36 @@ def fast_main(argv: list[str]) -> int | None:
         if not vals["pids_limit"].isdigit():
             return None
         vals["pids_limit"] = int(vals["pids_limit"])
-    from ..run import bundle, lifecycle, make_options
+    from ..run import bundle, make_options
     opts = make_options(user=vals.get("user"), read_write=bool(vals.get("read_write")), cap_add=vals["cap_add"],
                         env=vals["env"], entrypoint=vals.get("entrypoint"), args=rest or None,
                         workdir=vals.get("workdir"), network=vals.get("network", "none"), tmpfs=vals["tmpfs"],
                         memory=vals.get("memory"), pids_limit=vals.get("pids_limit"), cpus=vals.get("cpus"),
                         hostname=vals.get("hostname"), seccomp=vals.get("seccomp", "default"),
-                        environ=dict(os.environ))
+                        environ=os.environ)
     if os.geteuid() != 0:
         return None
     meta = bundle.lookup(image, None, opts)
     if meta is None:
         return None
     if vals.get("detach"):
+        from ..run import lifecycle
         print(lifecycle.start_detached(meta, name=vals.get("name"), remove=bool(vals.get("rm")),
                                        runtime=vals.get("runtime")))
         return 0
     sys.stdout.flush()
-    _name, code = lifecycle.run_foreground(meta, name=vals.get("name"), remove=bool(vals.get("rm")),
-                                           runtime=vals.get("runtime"))
-    return code
+    if not _is_cli():
+        from ..run import lifecycle
+        return lifecycle.run_foreground(meta, name=vals.get("name"), remove=bool(vals.get("rm")),
+                                        runtime=vals.get("runtime"))[1]
+    # the kilobox command: the container's mount namespace is set up in this process, which
+    # then only waits for the runtime and exits (no interpreter teardown: several ms)
+    from ..run.warm import run_here
+    _name, code = run_here(meta, name=vals.get("name"), remove=bool(vals.get("rm")), runtime=vals.get("runtime"))
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _is_cli() -> bool:
+    """True in the ``kilobox`` command (or ``python -m kilobox``), not in a library caller."""
+    return os.path.basename(sys.argv[0]) in ("kilobox", "__main__.py")

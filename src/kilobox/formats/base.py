@@ -25,12 +25,19 @@ from __future__ import annotations
 
 import abc
 
+from ..errors import KiloboxError
 from ..oci import Descriptor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
     from typing import BinaryIO
+
+
+class RetryCopy(KiloboxError):
+    """Raised by a sink that skipped blobs on a cache's word when the destination then
+    refused a manifest for a missing blob: the sink has dropped that cache, and the
+    copy engine copies the image once more (asking the destination about every blob)."""
 
 
 class Source(abc.ABC):

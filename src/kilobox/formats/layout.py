@@ -282,7 +282,7 @@ def parse_oci_layout(raw: bytes, where: str) -> str:
     """Validate the ``oci-layout`` file; returns its version."""
     try:
         obj = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise LayoutError(f"{where}: not valid JSON") from None
     ver = obj.get("imageLayoutVersion") if isinstance(obj, dict) else None
     if not isinstance(ver, str) or not ver.startswith("1."):

@@ -7,20 +7,23 @@ Bundles are immutable once renamed into place, so any number of containers
 share one: each mounts its root at ``rootfs/`` inside its own mount namespace.
 
 The warm path (:func:`lookup`) maps (location, platform, options) to a bundle
-through ``bundles/refs/<hash>.json``, validated by the (mtime, size, inode) of
-the file that names the image (a layout's index.json, an archive): a warm
-``kilobox run`` reads two small JSON files and execs the runtime.
+through ``bundles/refs/<hash>.ref``, validated by the (mtime, size, inode) of
+the file that names the image (a layout's index.json, an archive) and of the
+bundle's ``meta.json``: a warm ``kilobox run`` reads one small file (a copy of
+``meta.json`` in :mod:`marshal` form — no :mod:`json` import on that path) and
+starts the runtime.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 from ..errors import RunError
 from .options import RunOptions
 
 META_VERSION = 1
+#: first bytes of a ref file; the rest is marshal((stamp_path, stamp, meta_stamp, meta))
+REF_MAGIC = b"kilobox-ref 2\n"
 
 
 def _sha(text: str) -> str:
@@ -31,12 +34,12 @@ def _sha(text: str) -> str:
     return sha256(text.encode()).hexdigest()
 
 
-def _stamp(path: str) -> list[int] | None:
+def _stamp(path: str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return [st.st_mtime_ns, st.st_size, st.st_ino]
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def _store_root() -> str:
@@ -46,11 +49,6 @@ def _store_root() -> str:
         return env
     xdg = os.environ.get("XDG_CACHE_HOME")
     return os.path.join(xdg, "kilobox") if xdg else os.path.join(os.path.expanduser("~"), ".cache", "kilobox")
-
-
-def _read_json(path: str) -> object:
-    with open(path) as f:
-        return json.load(f)
 
 
 def normal_location(location: str) -> str:
@@ -67,18 +65,28 @@ def ref_key(location: str, platform: str | None, opts: RunOptions) -> str:
     return _sha(f"{loc}\0{platform or ''}\0{os.uname().machine}\0{opts.key()}")[:40]
 
 
+def _ref_path(root: str, location: str, platform: str | None, opts: RunOptions) -> str:
+    return os.path.join(root, "bundles", "refs", ref_key(location, platform, opts) + ".ref")
+
+
 def lookup(location: str, platform: str | None, opts: RunOptions, store_root: object = None) -> dict[str, object] | None:
     """The cached bundle for *location* + *opts*, if nothing it depends on has changed."""
+    from marshal import loads          # builtin
     root = os.fspath(store_root) if store_root is not None else _store_root()
-    ref = os.path.join(root, "bundles", "refs", ref_key(location, platform, opts) + ".json")
     try:
-        doc = _read_json(ref)
-        if not isinstance(doc, dict) or doc.get("stamp") is None or _stamp(doc["stamp_path"]) != doc["stamp"]:
+        with open(_ref_path(root, location, platform, opts), "rb") as f:
+            data = f.read(1 << 20)
+        if not data.startswith(REF_MAGIC):
             return None
-        meta = _read_json(os.path.join(doc["bundle"], "meta.json"))
-        if not isinstance(meta, dict) or meta.get("v") != META_VERSION or not os.path.isdir(meta.get("rootfs", "")):
+        stamp_path, stamp, meta_stamp, meta = loads(data[len(REF_MAGIC):])
+        if (not isinstance(stamp_path, str) or not isinstance(meta, dict) or meta.get("v") != META_VERSION
+                or not isinstance(meta.get("dir"), str) or not isinstance(meta.get("rootfs"), str)):
             return None
-    except (OSError, ValueError, KeyError, TypeError):
+        if stamp is None or _stamp(stamp_path) != stamp or not os.path.isdir(meta["rootfs"]):
+            return None
+        if _stamp(os.path.join(meta["dir"], "meta.json")) != meta_stamp:
+            return None
+    except (OSError, ValueError, EOFError, TypeError):
         return None
     return meta
 
@@ -89,14 +97,21 @@ def remember(location: str, platform: str | None, opts: RunOptions, meta: dict[s
     if not stamp_path:
         return
     stamp = _stamp(stamp_path)
-    if stamp is None:
+    meta_stamp = _stamp(os.path.join(str(meta["dir"]), "meta.json"))
+    if stamp is None or meta_stamp is None:
         return
+    from marshal import dumps
     root = os.fspath(store_root) if store_root is not None else _store_root()
-    refs = os.path.join(root, "bundles", "refs")
-    os.makedirs(refs, exist_ok=True)
-    from .state import write_json
-    write_json(os.path.join(refs, ref_key(location, platform, opts) + ".json"),
-               {"location": location, "bundle": meta["dir"], "stamp_path": stamp_path, "stamp": stamp})
+    path = _ref_path(root, location, platform, opts)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(REF_MAGIC + dumps((stamp_path, stamp, meta_stamp, dict(meta))))
+    os.replace(tmp, path)
+    try:                                  # the JSON ref of kilobox <= 0.1 (format 1)
+        os.unlink(path[:-len(".ref")] + ".json")
+    except OSError:
+        pass
 
 
 def stamp_path_for(location: str) -> str | None:
@@ -113,6 +128,7 @@ def stamp_path_for(location: str) -> str | None:
 def make_bundle(rootfs: object, image_cfg: dict[str, object], opts: RunOptions, *, image: str, digest: str = "",
                 store: object = None) -> dict[str, object]:
     """The bundle for *rootfs* + image config + *opts*: from the cache, or generated and cached."""
+    import json
     from pathlib import Path
 
     from . import rootfs as rfs

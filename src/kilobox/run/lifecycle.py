@@ -15,28 +15,17 @@ conmon does for podman; it reaps the runtime, so no zombies are left behind.
 from __future__ import annotations
 
 import os
-import signal
 import time
+from _signal import SIG_DFL, SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM
+from _signal import signal as _set_handler
 
 from ..errors import RunError
 from . import state as st
 from .ns import Mounts, spawn
 from .runtimes import Launch, Runtime, delete_argv, find_runtime, launch, runtime_root
+from .warm import FORWARD, exit_code as _exit_code, forwarder, mounts_for, record, set_runtime_pid
 
-FORWARD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-
-
-def _mounts(meta: dict[str, object], cdir: str, fix: str) -> Mounts:
-    overlay = meta.get("overlay", "")
-    scratch = ""
-    if overlay == "tmpfs":
-        scratch = os.path.join(meta["dir"], "scratch")
-    elif overlay == "disk":
-        scratch = cdir
-        for d in ("upper", "work"):
-            os.makedirs(os.path.join(cdir, d), exist_ok=True)
-    return Mounts(rootfs=meta["rootfs"], target=os.path.join(meta["dir"], "rootfs"), overlay=overlay,
-                  scratch=scratch, mkdirs=tuple(meta.get("mkdirs") or ()), cgroup_fix=fix)
+__all__ = ["FORWARD", "run_foreground", "start_detached", "stop", "remove", "logs", "ps"]
 
 
 def _plan(meta: dict[str, object], name: str, cdir: str, runtime: str | None) -> tuple[Launch, Mounts]:
@@ -45,30 +34,19 @@ def _plan(meta: dict[str, object], name: str, cdir: str, runtime: str | None) ->
     os.makedirs(root, mode=0o700, exist_ok=True)
     ln = launch(rt, bundle=meta["dir"], cid=name, pid_file=os.path.join(cdir, "pid"), root=root,
                 has_limits=bool(meta.get("has_limits")))
-    return ln, _mounts(meta, cdir, ln.cgroup_fix)
+    return ln, mounts_for(meta, cdir, ln.cgroup_fix)
 
 
 def _record(cdir: str, meta: dict[str, object], name: str, ln: Launch, *, detached: bool, remove: bool,
             engine: str = "", write: bool = True) -> dict[str, object]:
-    doc = {"name": name, "image": meta.get("image", ""), "digest": meta.get("digest", ""),
-           "bundle": meta.get("dir", ""), "argv": meta.get("argv", []), "runtime": ln.runtime.name if ln else engine,
-           "runtime_path": ln.runtime.path if ln else "", "runtime_root": ln.argv[2] if ln else "",
-           "created": time.time(), "detached": detached, "rm": remove, "engine": engine,
-           "runtime_pid": None, "runtime_started": None}
+    doc = record(cdir, meta, name, ln, detached=detached, remove=remove, engine=engine)
     if write:
-        st.write_json(os.path.join(cdir, "state.json"), doc)
-    doc["_dir"] = cdir
+        st.write_json(os.path.join(cdir, "state.json"), {k: v for k, v in doc.items() if k[0] != "_"})
     return doc
 
 
-def _exit_code(status: int) -> int:
-    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-
-
 def _set_runtime_pid(cdir: str, doc: dict[str, object], pid: int) -> None:
-    doc["runtime_pid"] = pid
-    doc["runtime_started"] = st.start_time(pid)
-    st.write_json(os.path.join(cdir, "state.json"), {k: v for k, v in doc.items() if not k.startswith("_")})
+    set_runtime_pid(doc, pid)
 
 
 def _forwarder(publish: object) -> object:
@@ -93,25 +71,12 @@ def run_foreground(meta: dict[str, object], *, name: str | None = None, remove: 
     except BaseException:
         st.remove_dir(cdir)
         raise
-    hits = [0]
-    pid = 0
-
-    def forward(signum: int, _frame: object) -> None:
-        if not pid:
-            return
-        if signum in (signal.SIGINT, signal.SIGTERM):
-            hits[0] += 1
-            if hits[0] > 1:
-                init = st.init_pid(doc)
-                if init:
-                    _kill(init, signal.SIGKILL)
-                return
-        _kill(pid, signum)
-
-    old = {s: signal.signal(s, forward) for s in FORWARD}
+    child = [0]
+    handler = forwarder(doc, child)
+    old = {s: _set_handler(s, handler) for s in FORWARD}
     try:
         try:
-            pid = spawn(ln.argv, mounts, stdin=stdin, stdout=stdout, stderr=stderr)
+            pid = child[0] = spawn(ln.argv, mounts, stdin=stdin, stdout=stdout, stderr=stderr)
         except BaseException:
             st.remove_dir(cdir)
             raise
@@ -122,7 +87,7 @@ def run_foreground(meta: dict[str, object], *, name: str | None = None, remove: 
         code = _exit_code(status)
     finally:
         for s, h in old.items():
-            signal.signal(s, h)
+            _set_handler(s, h)
         if fwd is not None:
             fwd.close()  # type: ignore[attr-defined]
     if remove:
@@ -188,7 +153,7 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: i
     code = 125
     try:
         for s in FORWARD:
-            signal.signal(s, signal.SIG_IGN if s in (signal.SIGHUP, signal.SIGINT) else signal.SIG_DFL)
+            _set_handler(s, SIG_IGN if s in (SIGHUP, SIGINT) else SIG_DFL)
         null = os.open(os.devnull, os.O_RDWR)
         log = os.open(os.path.join(cdir, "log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
@@ -256,13 +221,13 @@ def stop(name: str, timeout: float = 10.0) -> int | None:
         return code
     init = st.init_pid(doc)
     if init:
-        _kill(init, signal.SIGTERM)
+        _kill(init, SIGTERM)
     if not _wait_exit(doc, timeout):
         init = st.init_pid(doc)
         if init:
-            _kill(init, signal.SIGKILL)
+            _kill(init, SIGKILL)
         elif doc.get("runtime_pid") and st.alive(doc["runtime_pid"], doc.get("runtime_started")):
-            _kill(doc["runtime_pid"], signal.SIGKILL)
+            _kill(doc["runtime_pid"], SIGKILL)
         _wait_exit(doc, 10.0)
     return st.status(doc)[1] if os.path.exists(doc["_dir"]) else None
 

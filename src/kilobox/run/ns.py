@@ -10,13 +10,20 @@ nothing to unmount, nothing to leak, whatever happens to kilobox.
 
 Errors before exec come back to the parent through a close-on-exec pipe and
 are raised there as one-line :class:`RunError`.
+
+:func:`enter` does the same set-up in the calling process (the warm CLI path, a
+process that only waits for the runtime, then exits). libc is reached through
+``_ctypes`` directly (a third of the cost of importing :mod:`ctypes`); a failed
+call is repeated through :mod:`ctypes` to learn its errno.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 from collections import namedtuple
+
+# the builtin _signal: the signal module builds enums (~0.5 ms on the warm path)
+from _signal import SIGCHLD, SIGHUP, SIGINT, SIGPIPE, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGXFSZ
 
 from ..errors import RunError
 
@@ -24,7 +31,11 @@ CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_SLAVE = 32, 4096, 16384, 1 << 19
 MNT_DETACH = 2
+
+#: signals a runtime must start with at their default disposition
+DEFAULT_SIGNALS = (SIGPIPE, SIGXFSZ, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD)
 _libc = None
+_fast = None
 
 
 #: rootfs: the shared, unpacked image (or a user's rootfs dir) · target: the bundle's rootfs
@@ -36,6 +47,7 @@ Mounts = namedtuple("Mounts", "rootfs target overlay scratch mkdirs cgroup_fix",
 
 
 def _lib():
+    """(libc, ctypes) through ctypes, with errno (slower to load; used for errors and setns)."""
     global _libc
     if _libc is None:
         import ctypes
@@ -49,6 +61,30 @@ def _lib():
     return _libc
 
 
+def _bind() -> tuple:
+    """(``_ctypes.call_function``, {name: address}) for the calls :func:`setup` makes."""
+    global _fast
+    if _fast is None:
+        try:
+            from _ctypes import call_function, dlopen, dlsym
+            h = dlopen(None)
+            _fast = (call_function, {n: dlsym(h, n) for n in ("unshare", "mount", "umount2")})
+        except (ImportError, AttributeError, OSError):  # pragma: no cover - another Python
+            _fast = (None, {})
+    return _fast
+
+
+def _call(name: str, *args: object) -> int:
+    """``libc.name(*args)`` for int/bytes/None arguments: 0 on success, else the errno (-1: unknown)."""
+    call, syms = _bind()
+    if call is not None and name in syms and call(syms[name], args) == 0:
+        return 0
+    lib, ctypes = _lib()                     # failed (or no _ctypes): again, to learn the errno
+    if getattr(lib, name)(*args) == 0:
+        return 0
+    return ctypes.get_errno() or -1
+
+
 def _b(s: str | None) -> bytes | None:
     return None if s is None else os.fsencode(s)
 
@@ -58,18 +94,16 @@ class SetupError(Exception):
 
 
 def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    lib, ctypes = _lib()
-    if lib.mount(_b(src), _b(target), _b(fstype), flags, _b(data)) != 0:
-        e = ctypes.get_errno()
-        raise SetupError(f"mount {fstype or 'bind'} on {target}: {os.strerror(e)}")
+    e = _call("mount", _b(src), _b(target), _b(fstype), flags, _b(data))
+    if e:
+        raise SetupError(f"mount {fstype or 'bind'} on {target}: {os.strerror(e) if e > 0 else 'failed'}")
 
 
 def setup(m: Mounts) -> None:
     """In the (forked) child: private mount namespace with the container's root in place."""
-    lib, ctypes = _lib()
-    if lib.unshare(CLONE_NEWNS) != 0:
-        e = ctypes.get_errno()
-        raise SetupError(f"unshare(CLONE_NEWNS): {os.strerror(e)}")
+    e = _call("unshare", CLONE_NEWNS)
+    if e:
+        raise SetupError(f"unshare(CLONE_NEWNS): {os.strerror(e) if e > 0 else 'failed'}")
     _mount(None, "/", None, MS_REC | MS_SLAVE)
     if m.overlay:
         if m.overlay == "tmpfs":
@@ -96,16 +130,31 @@ def setup(m: Mounts) -> None:
         except SetupError:
             _mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     elif m.cgroup_fix == "legacy":
-        if lib.umount2(b"/sys/fs/cgroup/unified", MNT_DETACH) != 0:
-            e = ctypes.get_errno()
-            raise SetupError(f"umount /sys/fs/cgroup/unified: {os.strerror(e)}")
+        e = _call("umount2", b"/sys/fs/cgroup/unified", MNT_DETACH)
+        if e:
+            raise SetupError(f"umount /sys/fs/cgroup/unified: {os.strerror(e) if e > 0 else 'failed'}")
+
+
+def enter(m: Mounts) -> None:
+    """:func:`setup` in this very process (which then only starts the runtime and waits).
+
+    Raises :class:`RunError`. Only for a process that exits after the container: every
+    later mount of the host is still seen here (slave), but this process's view of
+    the bundle's ``rootfs`` and of /sys/fs/cgroup is the container's.
+    """
+    try:
+        setup(m)
+    except SetupError as e:
+        raise RunError(f"setting up the container's mounts: {e}",
+                       hint="kilobox run needs root and a kernel with mount namespaces and overlayfs") from None
 
 
 def spawn(argv: list[str], mounts: Mounts | None, *, stdin: int = 0, stdout: int = 1, stderr: int = 2,
           new_session: bool = False, env: dict[str, str] | None = None) -> int:
     """fork + (mount namespace) + exec *argv*; returns the pid, or raises RunError if exec failed."""
+    import _signal
     if mounts is not None:
-        _lib()  # load ctypes before fork
+        _bind()  # before fork
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # child: no return from here
@@ -118,10 +167,9 @@ def spawn(argv: list[str], mounts: Mounts | None, *, stdin: int = 0, stdout: int
                     os.dup2(fd, target, inheritable=True)
                 else:
                     os.set_inheritable(target, True)
-            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
-                        signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            for sig in DEFAULT_SIGNALS:
+                _signal.signal(sig, _signal.SIG_DFL)
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
             if mounts is not None:
                 setup(mounts)
             if env is None:

@@ -1,6 +1,8 @@
 """Writing to a registry: :class:`RegistrySink` (push).
 
-- ``has_blob``: ``HEAD /v2/<repo>/blobs/<digest>`` — the copy skips what the registry has.
+- ``has_blob``: ``HEAD /v2/<repo>/blobs/<digest>`` — the copy skips what the registry has;
+  blobs this repository got in an accepted push less than a day ago are known
+  without asking (:mod:`.known`; a stale entry costs one more try of the copy).
 - ``write_blob``: blobs up to ``chunked_threshold`` (16 MiB) go monolithically
   (``POST`` then ``PUT ?digest=``); larger ones in ``PATCH`` chunks of
   ``chunk_size`` (8 MiB, held in memory so a chunk can be resent after a lost
@@ -13,7 +15,8 @@
 - ``write_manifest`` / ``commit``: ``PUT /v2/<repo>/manifests/<digest|tag>``
   with ``Content-Type`` = the descriptor's media type, the raw bytes unchanged.
 
-Tunables in ``Options.extra``: ``chunked_threshold``, ``chunk_size``, ``mount_from``.
+Tunables in ``Options.extra``: ``chunked_threshold``, ``chunk_size``, ``mount_from``,
+``blob_cache`` (False: always ``HEAD``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import io
 
 from ...errors import DigestMismatch, KiloboxError, ManifestError, RegistryError, UsageError
 from ...oci import Descriptor, Digest, Reference, VerifyingReader, mediatypes as mt
-from ..base import Sink, Source
+from ..base import RetryCopy, Sink, Source
 from .client import MAX_TRIES, Response, _RETRY_EXC, backoff_delay
+from .known import KnownBlobs
 from .source import client_for
 from .urls import join as urljoin, quote
 
@@ -75,6 +79,10 @@ class RegistrySink(Sink):
         self._have: set[Digest] = set()
         self._open_uploads: set[str] = set()
         self._pending: dict[Digest, str] = {}     # upload sessions started by a refused mount
+        self._known: KnownBlobs | None = None
+        if extra.get("blob_cache", True):
+            self._known = KnownBlobs(ref.api_host, ref.repository)
+        self._trusted: set[Digest] = set()        # skipped on the cache's word, not asked
         #: what happened, for tests and --debug: counts of skipped/mounted/uploaded blobs
         self.stats = {"skipped": 0, "mounted": 0, "uploaded": 0, "chunked": 0}
 
@@ -84,6 +92,11 @@ class RegistrySink(Sink):
     # -- blobs -------------------------------------------------------------------------
     def has_blob(self, desc: Descriptor) -> bool:
         if desc.digest in self._have:
+            return True
+        if self._known is not None and desc.digest in self._known:
+            self._have.add(desc.digest)
+            self._trusted.add(desc.digest)
+            self.stats["skipped"] += 1
             return True
         resp = self.client.request("HEAD", self._path("blobs", str(desc.digest)), scopes=self.scopes,
                                    ok=(200, 404), follow=True, what=f"blob {desc.digest}")
@@ -219,9 +232,19 @@ class RegistrySink(Sink):
             self.write_blob(desc, io.BytesIO(raw))
 
     def _put_manifest(self, ident: str, desc: Descriptor, raw: bytes) -> Response:
-        resp = self.client.request("PUT", self._path("manifests", ident), scopes=self.scopes,
-                                   headers={"Content-Type": desc.media_type}, body=raw, ok=(201, 200),
-                                   what=f"manifest {desc.digest}")
+        try:
+            resp = self.client.request("PUT", self._path("manifests", ident), scopes=self.scopes,
+                                       headers={"Content-Type": desc.media_type}, body=raw, ok=(201, 200),
+                                       what=f"manifest {desc.digest}")
+        except RegistryError as e:
+            if self._trusted and e.status == 400 and {"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"} & set(e.codes):
+                if self._known is not None:
+                    self._known.forget()        # empty from now on; the push that follows records anew
+                self._have -= self._trusted
+                self._trusted.clear()
+                raise RetryCopy(f"{self.name}: the registry no longer has blobs a recent push left there",
+                                hint="copy again") from e
+            raise
         resp.close()
         claim = resp.header("Docker-Content-Digest").strip()
         if claim:
@@ -240,6 +263,8 @@ class RegistrySink(Sink):
                              hint="drop @DIGEST from the destination")
         root.digest.verify(raw, root.size, what=f"manifest {root.digest}")
         self._put_manifest(self.tag or str(root.digest), root, raw)
+        if self._known is not None:
+            self._known.record(self._have)      # all referenced by the manifest just accepted
 
     def close(self) -> None:
         for url in list(self._open_uploads) + list(self._pending.values()):

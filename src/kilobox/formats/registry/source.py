@@ -31,7 +31,7 @@ from .client import MAX_TRIES, RegistryClient, Response, backoff_delay, get_clie
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from ..._parallel import Job, Workers
     from pathlib import Path
     from typing import BinaryIO, Callable
 
@@ -137,9 +137,9 @@ class RegistrySource(Source):
         self._raw: dict[Digest, bytes] = {}
         self._store: "Store | None" = None
         self._siblings: dict[Digest, tuple[Descriptor, ...]] = {}   # layer -> the layers after it
-        self._pending: dict[Digest, "Future[str]"] = {}
+        self._pending: dict[Digest, "Job"] = {}
         self._verified: set[Digest] = set()     # in the store, verified and fsynced by this process
-        self._pool: "ThreadPoolExecutor | None" = None
+        self._pool: "Workers | None" = None
         self._cancel = _Flag()
         self._lock = _thread.allocate_lock()
 
@@ -257,14 +257,17 @@ class RegistrySource(Source):
         self._verified.add(desc.digest)
         return path
 
+    def prefetch(self, layers: tuple[Descriptor, ...]) -> None:
+        self._prefetch(layers)
+
     def _prefetch(self, layers: tuple[Descriptor, ...]) -> None:
         todo = [d for d in layers if d.data is None and not d.urls and d.digest not in self._pending
                 and not self.store.has_blob(d.digest, d.size)]
         if not todo or self._cancel.is_set():
             return
         if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-            self._pool = ThreadPoolExecutor(PREFETCH, thread_name_prefix="kilobox-pull")
+            from ..._parallel import Workers     # not concurrent.futures: it imports logging
+            self._pool = Workers(PREFETCH)
         with self._lock:
             for d in todo:
                 if d.digest not in self._pending:
@@ -274,7 +277,7 @@ class RegistrySource(Source):
         """Cancel prefetches (a running download stops at its next read; its temp file goes)."""
         self._cancel.set()
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown()
             self._pool = None
         self._pending.clear()
         self._cancel = _Flag()                  # usable again (what it reads comes from the store)
