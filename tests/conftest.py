@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.toolchain",
     "tests.fixtures.runtime",
     "tests.fixtures.debian",
+    "tests.fixtures.slim",
 ]
 
 # One store for the whole session (a test that needs a private one sets KILOBOX_CACHE itself).

@@ -53,9 +53,10 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
 
 
 def raw(port: int, data: bytes, timeout: float = 10) -> bytes:
-    """Send *data*, read until the server closes (or the timeout passes)."""
+    """Send *data* then half-close, read until the server closes (or the timeout passes)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
+        s.shutdown(socket.SHUT_WR)  # a keep-alive server then closes once it has answered
         chunks = []
         with contextlib.suppress(socket.timeout):
             while chunk := s.recv(65536):

@@ -33,11 +33,13 @@ def mkstemp(dir: str | os.PathLike[str], prefix: str = "tmp", suffix: str = "", 
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: int = 0o644, durable: bool = True) -> Iterator[BinaryIO]:
+def atomic_open(path: str | os.PathLike[str], mode: int = 0o644, durable: bool = True,
+                sync_dir: bool | None = None) -> Iterator[BinaryIO]:
     """Open a temp file beside *path*; on clean exit fsync and rename it over *path*.
 
     With *durable* False the fsyncs are left out (content that may be lost in a
-    crash, but never seen half-written).
+    crash, but never seen half-written). *sync_dir* (default: *durable*) False
+    skips the directory's fsync, for a caller that fsyncs the directory later anyway.
     """
     path = os.fspath(path)
     parent = os.path.dirname(path) or "."
@@ -55,13 +57,14 @@ def atomic_open(path: str | os.PathLike[str], mode: int = 0o644, durable: bool =
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    if durable:
+    if durable if sync_dir is None else sync_dir:
         fsync_dir(parent)
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, durable: bool = True,
+                 sync_dir: bool | None = None) -> None:
     """Write *data* to *path* atomically."""
-    with atomic_open(path, mode, durable) as f:
+    with atomic_open(path, mode, durable, sync_dir) as f:
         f.write(data)
 
 

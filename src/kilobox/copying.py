@@ -61,10 +61,6 @@ def _copy_layer(src: Source, dst: Sink, layer: Descriptor, progress: Progress | 
 def _copy_manifest(src: Source, dst: Sink, desc: Descriptor, raw: bytes, manifest: Manifest,
                    progress: Progress | None = None) -> None:
     """The config and the layers of one image manifest."""
-    import os as _os
-    warm = getattr(src, "prefetch", None)
-    if warm is not None and _os.environ.get("KB_WARM") == "1":
-        warm(tuple(l for l in manifest.layers if not dst.has_blob(l)))
     _copy_config(src, dst, manifest.config)
     for layer in manifest.layers:
         _copy_layer(src, dst, layer, progress)

@@ -41,8 +41,9 @@ def test_hello_without_rm_is_listed_then_removed(run_state, example_images):
 
 @pytest.mark.parametrize("code", [0, 3, 42, 255])
 def test_exit_code_passes_through(run_state, runtime_name, probe_image, code):
-    r = kilobox("run", "--rm", "--runtime", runtime_name, probe_image, f"exit={code}", check=False)
-    assert r.returncode == code, r.stderr
+    for _ in ("cold", "warm"):
+        r = kilobox("run", "--rm", "--runtime", runtime_name, probe_image, f"exit={code}", check=False)
+        assert r.returncode == code, r.stderr
 
 
 def test_args_env_workdir_entrypoint(run_state, probe_image):
@@ -80,7 +81,10 @@ def test_signals_are_forwarded(run_state, runtime_name, probe_image, sig):
     assert p.returncode == 100 + int(sig), err
 
 
-def test_second_signal_kills_a_container_that_ignores_it(run_state, probe_image):
+@pytest.mark.parametrize("path", ["cold", "warm"])
+def test_second_signal_kills_a_container_that_ignores_it(run_state, probe_image, path):
+    if path == "warm":
+        kilobox("run", "--rm", probe_image, "sleep=1")         # same options: the bundle is cached now
     p = _kilobox_popen("run", "--rm", probe_image, "sleep=30000")
     try:
         time.sleep(0.5)
@@ -93,6 +97,53 @@ def test_second_signal_kills_a_container_that_ignores_it(run_state, probe_image)
         if p.poll() is None:
             p.kill()
     assert p.returncode == 137
+    assert kilobox("ps", "-q").stdout == ""
+
+
+def _ps_rows() -> list[dict]:
+    import json
+    return json.loads(kilobox("ps", "--json").stdout)
+
+
+def test_foreground_run_is_listed_while_it_runs_then_gone(run_state, runtime_name, probe_image):
+    from tests.fixtures.runtime import our_mounts
+    for _ in ("cold", "warm"):
+        p = _kilobox_popen("run", "--rm", "--runtime", runtime_name, probe_image, "trap", "pause")
+        try:
+            assert p.stdout.readline() == b"trap=ready\n"
+            deadline = time.monotonic() + 10
+            while not (rows := _ps_rows()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert [(r["status"], r["runtime"], r["detached"]) for r in rows] == [("running", runtime_name, False)]
+            assert rows[0]["name"].startswith("kb-") and rows[0]["command"] == ["/probe", "trap", "pause"]
+            p.send_signal(signal.SIGINT)
+            p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        assert p.returncode == 100 + int(signal.SIGINT)
+        assert _ps_rows() == []
+        assert our_mounts(run_state) == []
+        assert list((run_state / "runtime" / runtime_name).iterdir()) == []     # the runtime deleted it
+
+
+@pytest.mark.parametrize("extra, action", [
+    ((), "write=/x"),
+    (("--read-write", "--user", "0"), "write=/x"),
+    (("--tmpfs", "/tmp"), "write=/tmp/x"),
+    (("--memory", "64m", "--pids-limit", "20"), "report"),
+    (("--network", "host", "--hostname", "h1", "-e", "A=1", "-w", "/proc"), "report"),
+])
+def test_warm_runs_behave_as_cold_runs(run_state, probe_image, extra, action):
+    from tests.fixtures.runtime import our_mounts
+    cold, warm = (kilobox("run", "--rm", *extra, probe_image, action, "cwd", check=False) for _ in range(2))
+    assert (warm.returncode, warm.stdout, warm.stderr) == (cold.returncode, cold.stdout, cold.stderr)
+    assert cold.returncode == 0, cold.stderr
+    got = parse_probe(warm.stdout)
+    if action.startswith("write="):
+        assert got["write"] == ("EROFS" if not extra else "ok")
+    assert our_mounts(run_state) == []
+    assert kilobox("ps", "-q").stdout == ""
 
 
 def test_warm_run_reuses_rootfs_and_bundle(run_state, probe_image, tmp_path, monkeypatch):

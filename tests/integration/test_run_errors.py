@@ -31,6 +31,22 @@ def test_no_runtime_installed(run_state, probe_image, tmp_path):
     assert "apt-get install -y crun" in err
 
 
+def test_no_runtime_installed_warm(run_state, probe_image, tmp_path):
+    kilobox("run", "--rm", probe_image, "exit=0")            # the bundle is cached: the warm path
+    err = _fails(127, "run", "--rm", probe_image, "exit=0", env={"PATH": str(tmp_path)})
+    assert "apt-get install -y crun" in err
+    assert kilobox("ps", "-q").stdout == ""
+
+
+def test_runtime_that_cannot_start(run_state, probe_image, tmp_path):
+    bad = tmp_path / "crun"
+    bad.write_text("#!/nonexistent/interpreter\n")
+    bad.chmod(0o755)
+    for _ in ("cold", "warm"):
+        _fails(125, "run", "--rm", "--runtime", str(bad), probe_image, "exit=0", match=f"cannot start {bad}: ")
+        assert kilobox("ps", "-q").stdout == ""
+
+
 def test_unknown_runtime(run_state, probe_image):
     _fails(127, "run", "--rm", "--runtime", "youki-nope", probe_image, match="youki-nope is not installed")
 

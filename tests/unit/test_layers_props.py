@@ -170,10 +170,8 @@ def _mangle(blob: bytes, rnd: random.Random) -> bytes:
     return bytes(b)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(entry_sets(), st.randoms(use_true_random=False), st.sampled_from(["gzip", "zstd", ""]))
-def test_mangled_layers_only_raise_layer_error(entries, rnd, compression) -> None:
-    blob = _mangle(_write(entries, compression=compression), rnd)
+def _read_and_extract_touch_nothing_outside(blob: bytes) -> None:
+    """Read and extract *blob*: a LayerError or success, and nothing outside the target changes."""
     with tempfile.TemporaryDirectory() as tmp:
         outside = Path(tmp) / "outside"
         outside.mkdir()
@@ -191,7 +189,13 @@ def test_mangled_layers_only_raise_layer_error(entries, rnd, compression) -> Non
         assert snapshot(Path(tmp), skip=Path(tmp) / "dest") == before
         for root, dirs, _ in os.walk(Path(tmp) / "dest"):
             for d in dirs:
-                os.chmod(os.path.join(root, d), 0o755)
+                os.chmod(os.path.join(root, d), 0o755)      # so the temp dir can be removed
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(entry_sets(), st.randoms(use_true_random=False), st.sampled_from(["gzip", "zstd", ""]))
+def test_mangled_layers_only_raise_layer_error(entries, rnd, compression) -> None:
+    _read_and_extract_touch_nothing_outside(_mangle(_write(entries, compression=compression), rnd))
 
 
 _PAX_KEYS = ["path", "linkpath", "size", "uid", "gid", "mtime", "atime", "uname", "comment", "GNU.sparse.size",
@@ -207,17 +211,4 @@ def test_any_pax_record_is_read_or_a_layer_error(pax, kind) -> None:
     """Whatever a PAX header says (sizes, ids, paths, xattrs), only LayerError, and nothing outside the target."""
     first = M("a", kind, data=b"x" * 10 if kind == "file" else b"", pax=pax,
               linkname={"symlink": "t", "hardlink": "b"}.get(kind, ""))
-    blob = raw_tar(M("b", data=b"y"), first, M("c", data=b"z"))
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "keep").write_bytes(b"keep")
-        before = snapshot(Path(tmp), skip=Path(tmp) / "dest")
-        try:
-            for m in iter_layer(io.BytesIO(blob), limit=1 << 24):
-                m.read()
-        except LayerError:
-            pass
-        try:
-            extract_layer(io.BytesIO(blob), Path(tmp) / "dest", same_owner=False)
-        except LayerError:
-            pass
-        assert snapshot(Path(tmp), skip=Path(tmp) / "dest") == before
+    _read_and_extract_touch_nothing_outside(raw_tar(M("b", data=b"y"), first, M("c", data=b"z")))

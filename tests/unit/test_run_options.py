@@ -70,3 +70,11 @@ def test_parsers_never_crash(text):
         parse_env([text], {})
     except UsageError:
         pass
+
+
+@given(s.text(alphabet="aZ09_.-/ \n\t\0é:=", max_size=70))
+def test_name_and_env_key_checks_match_their_regexes(text):
+    import re
+    from kilobox.run.options import _is_env_key, _is_name
+    assert bool(_is_name(text)) == bool(re.match(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z", text))
+    assert bool(_is_env_key(text)) == bool(re.match(r"[A-Za-z_][A-Za-z0-9_.-]*\Z", text))

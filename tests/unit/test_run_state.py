@@ -47,3 +47,22 @@ def test_corrupt_state_is_an_error(tmp_path):
     with pytest.raises(RunError, match="unreadable"):
         st.load("b", tmp_path)
     assert list(st.iter_containers(tmp_path)) == []
+
+
+@pytest.mark.parametrize("doc", [
+    {"name": "kb-1", "argv": ["/probe", "a b", 'q"uote', "back\\slash", "tab\t", "nl\n", "\x00", "é", "\u2028", "😀"],
+     "created": 1796417735.317594, "rm": True, "detached": False, "runtime_pid": None, "n": -3, "big": 10 ** 30,
+     "nested": {"k": [1, 2.5, {"x": []}], "": ""}},
+    {}, {"a": []}, {"a": 0.0}, {"a": 1e-300},
+])
+def test_state_json_without_the_json_module(doc, tmp_path):
+    import json
+    assert json.loads(st.to_json(doc)) == doc
+    st.write_json(tmp_path / "s.json", doc)
+    assert json.loads((tmp_path / "s.json").read_text()) == doc
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), object(), b"bytes"])
+def test_state_json_refuses_what_json_refuses(bad):
+    with pytest.raises((TypeError, ValueError)):
+        st.to_json({"x": bad})

@@ -263,7 +263,9 @@ class Layout:
     def ensure_layout_file(self) -> None:
         lf = self._file(LAYOUT_FILE)
         if not os.path.exists(lf):
-            atomic_write(lf, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}), durable=self.durable)
+            # the layout directory is fsynced when index.json is written (add_root)
+            atomic_write(lf, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}), durable=self.durable,
+                         sync_dir=False)
 
     def add_root(self, root: Descriptor, tag: str) -> bytes:
         """Add *root* to index.json (replacing *tag*'s old entry) under the lock; returns the new bytes."""

@@ -6,7 +6,6 @@ a cached bundle before anything else is loaded.
 
 from __future__ import annotations
 
-import re
 from collections import namedtuple
 
 from ..errors import UsageError
@@ -15,10 +14,26 @@ from ..errors import UsageError
 SPEC_REVISION = "4"
 
 NETWORKS = ("none", "host")
-_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z"        # re.match: anchored at the start
-_ENV_RE = r"[A-Za-z_][A-Za-z0-9_.-]*\Z"
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_NAME_CHARS = _ALNUM | frozenset("_.-")
+_ENV_FIRST = _ALNUM - frozenset("0123456789") | {"_"}
 _SIZE_RE = r"(?i)\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?\s*\Z"
 _TMPFS_OPT_RE = r"[A-Za-z0-9_=.+-]+\Z"
+
+
+def _match(pattern: str, text: str):  # noqa: ANN202 - re.Match | None
+    import re  # not at the top: names and env keys (the warm path) are checked without re
+    return re.match(pattern, text)
+
+
+def _is_name(text: str | None) -> bool:
+    """``[A-Za-z0-9][A-Za-z0-9_.-]{0,62}``: a container or host name."""
+    return bool(text) and len(text) <= 63 and text[0] in _ALNUM and _NAME_CHARS.issuperset(text)  # type: ignore[index]
+
+
+def _is_env_key(text: str) -> bool:
+    """``[A-Za-z_][A-Za-z0-9_.-]*``."""
+    return bool(text) and text[0] in _ENV_FIRST and _NAME_CHARS.issuperset(text)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -50,7 +65,7 @@ class RunOptions(namedtuple("RunOptions", _FIELDS, defaults=_DEFAULTS)):
 
 def check_name(name: str) -> str:
     """A container name: letters, digits, ``_ . -``; at most 63 characters."""
-    if not re.match(_NAME_RE, name or ""):
+    if not _is_name(name):
         raise UsageError(f"invalid container name {name!r}",
                          hint="use letters, digits, '_', '.' or '-' (at most 63), starting with a letter or digit")
     return name
@@ -58,7 +73,7 @@ def check_name(name: str) -> str:
 
 def parse_size(text: str, what: str = "--memory") -> int:
     """``64m``, ``1g``, ``512k``, ``1048576`` → bytes."""
-    m = re.match(_SIZE_RE, text or "")
+    m = _match(_SIZE_RE, text or "")
     if not m:
         raise UsageError(f"{what}: cannot parse size {text!r}", hint="use e.g. 64m, 512k, 1g")
     n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
@@ -82,7 +97,7 @@ def parse_env(items: list[str], environ: dict[str, str] | None = None) -> tuple[
     out: list[str] = []
     for item in items:
         key, sep, _value = item.partition("=")
-        if not re.match(_ENV_RE, key):
+        if not _is_env_key(key):
             raise UsageError(f"-e: invalid variable name in {item!r}")
         if "\0" in item:
             raise UsageError(f"-e: NUL byte in {key!r}")
@@ -100,7 +115,7 @@ def parse_tmpfs(item: str) -> str:
                          hint="e.g. --tmpfs /tmp or --tmpfs /tmp:size=16m")
     if sep:
         for o in opts.split(","):
-            if not re.match(_TMPFS_OPT_RE, o):
+            if not _match(_TMPFS_OPT_RE, o):
                 raise UsageError(f"--tmpfs: bad option {o!r} in {item!r}")
     return item
 
@@ -141,7 +156,7 @@ def make_options(*, user: str | None = None, read_write: bool = False, cap_add: 
         raise UsageError(f"--workdir: {workdir!r} is not an absolute path")
     if pids_limit is not None and pids_limit < 1:
         raise UsageError(f"--pids-limit: {pids_limit} must be at least 1")
-    if hostname is not None and not re.match(_NAME_RE, hostname):
+    if hostname is not None and not _is_name(hostname):
         raise UsageError(f"--hostname: invalid host name {hostname!r}")
     if seccomp not in ("default", "unconfined"):
         raise UsageError(f"--seccomp: {seccomp!r} is not 'default' or 'unconfined'")

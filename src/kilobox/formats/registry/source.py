@@ -257,9 +257,6 @@ class RegistrySource(Source):
         self._verified.add(desc.digest)
         return path
 
-    def prefetch(self, layers: tuple[Descriptor, ...]) -> None:
-        self._prefetch(layers)
-
     def _prefetch(self, layers: tuple[Descriptor, ...]) -> None:
         todo = [d for d in layers if d.data is None and not d.urls and d.digest not in self._pending
                 and not self.store.has_blob(d.digest, d.size)]
