@@ -8,12 +8,11 @@ of every CLI run).
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import BinaryIO, Iterator
+    from typing import BinaryIO
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -32,33 +31,60 @@ def mkstemp(dir: str | os.PathLike[str], prefix: str = "tmp", suffix: str = "", 
     raise FileExistsError(f"no free temporary name in {d}")  # pragma: no cover
 
 
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: int = 0o644, durable: bool = True,
-                sync_dir: bool | None = None) -> Iterator[BinaryIO]:
-    """Open a temp file beside *path*; on clean exit fsync and rename it over *path*.
+class atomic_open:  # noqa: N801 - used like open()
+    """``with atomic_open(path) as f:`` — a temp file beside *path*; on clean exit it is
+    fsynced and renamed over *path*; on an error it is removed.
 
     With *durable* False the fsyncs are left out (content that may be lost in a
     crash, but never seen half-written). *sync_dir* (default: *durable*) False
     skips the directory's fsync, for a caller that fsyncs the directory later anyway.
+    (A class, not :func:`contextlib.contextmanager`: contextlib is not imported on the hot path.)
     """
-    path = os.fspath(path)
-    parent = os.path.dirname(path) or "."
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = mkstemp(parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+
+    def __init__(self, path: str | os.PathLike[str], mode: int = 0o644, durable: bool = True,
+                 sync_dir: bool | None = None) -> None:
+        self.path = os.fspath(path)
+        self.mode = mode
+        self.durable = durable
+        self.sync_dir = durable if sync_dir is None else sync_dir
+
+    def __enter__(self) -> BinaryIO:
+        parent = os.path.dirname(self.path) or "."
+        os.makedirs(parent, exist_ok=True)
+        fd, self.tmp = mkstemp(parent, prefix=f".{os.path.basename(self.path)}.", suffix=".tmp")
+        try:
+            self.file = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            _unlink(self.tmp)
+            raise
+        return self.file  # type: ignore[return-value]
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self.file.flush()
+                if self.durable:
+                    os.fsync(self.file.fileno())
+            self.file.close()
+            if exc_type is None:
+                os.chmod(self.tmp, self.mode)
+                os.replace(self.tmp, self.path)
+        except BaseException:
+            _unlink(self.tmp)
+            raise
+        if exc_type is not None:
+            _unlink(self.tmp)
+            return
+        if self.sync_dir:
+            fsync_dir(os.path.dirname(self.path) or ".")
+
+
+def _unlink(path: str) -> None:
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f  # type: ignore[misc]
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if durable if sync_dir is None else sync_dir:
-        fsync_dir(parent)
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, durable: bool = True,
@@ -70,9 +96,11 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, d
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """fsync a directory so a rename inside it is durable (best effort)."""
-    with contextlib.suppress(OSError):
+    try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+    except OSError:
+        pass

@@ -17,7 +17,6 @@ a crash an entry may be missing, never wrong.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from ._atomic import mkstemp
@@ -63,15 +62,15 @@ class Store:
             self._root_path = Path(self._root)
         return self._root_path
 
-    @property
-    def root_dir(self) -> str:
-        """:attr:`root` as a string (no :mod:`pathlib` needed)."""
-        return self._root
-
     @root.setter
     def root(self, value: str | os.PathLike[str]) -> None:
         self._root = os.fspath(value)
         self._root_path = None
+
+    @property
+    def root_dir(self) -> str:
+        """:attr:`root` as a string (no :mod:`pathlib` needed)."""
+        return self._root
 
     # -- blobs ---------------------------------------------------------------
     def blob_file(self, digest: Digest | str) -> str:
@@ -105,21 +104,28 @@ class Store:
         if self.has_blob(desc.digest, desc.size):
             return dest
         reader = stream if isinstance(stream, VerifyingReader) else VerifyingReader(stream, desc.digest, desc.size)
-        with self._temp_file() as (f, tmp):
-            while True:
-                chunk = reader.read(CHUNK)
-                if not chunk:
-                    break
-                f.write(chunk)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
+        fd, tmp = self._mkstemp()
+        try:
+            with os.fdopen(fd, "wb") as f:
+                while True:
+                    chunk = reader.read(CHUNK)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                f.flush()
+                if durable:
+                    os.fsync(f.fileno())
             os.chmod(tmp, 0o444)
             try:
                 os.replace(tmp, dest)
             except FileNotFoundError:           # the first blob of this algorithm
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 os.replace(tmp, dest)
+        finally:
+            try:
+                os.unlink(tmp)                  # only there when something failed
+            except FileNotFoundError:
+                pass
         return dest
 
     def put_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
@@ -137,15 +143,12 @@ class Store:
             raise NotFound(f"blob {digest} is not in the store {self.root}") from None
 
     # -- temp files and areas -----------------------------------------------
-    @contextlib.contextmanager
-    def temp_file(self) -> Iterator[tuple[BinaryIO, Path]]:
-        """A temp file inside the store; removed unless renamed away."""
-        from pathlib import Path
-        with self._temp_file() as (f, name):
-            yield f, Path(name)
+    def temp_file(self) -> _TempFile:
+        """``with store.temp_file() as (f, path):`` a temp file inside the store; removed unless renamed away."""
+        return _TempFile(self)
 
-    @contextlib.contextmanager
-    def _temp_file(self) -> Iterator[tuple[BinaryIO, str]]:
+    def _mkstemp(self) -> tuple[int, str]:
+        """A new temp file in ``tmp/`` (fd open for writing, path)."""
         tmpdir = os.path.join(self._root, "tmp")
         try:
             if not os.path.isdir(tmpdir):
@@ -153,13 +156,7 @@ class Store:
         except OSError as e:
             raise StoreError(f"cannot create the store at {self._root}: {e.strerror}",
                              hint="set KILOBOX_CACHE to a writable directory") from None
-        fd, name = mkstemp(tmpdir, prefix="blob.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                yield f, name  # type: ignore[misc]
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name)
+        return mkstemp(tmpdir, prefix="blob.")
 
     def temp_dir(self, prefix: str = "dir.") -> Path:
         """A new temp directory inside the store (caller renames or removes it)."""
@@ -175,18 +172,9 @@ class Store:
         p.mkdir(parents=True, exist_ok=True)
         return p
 
-    @contextlib.contextmanager
-    def lock(self, name: str = "store", shared: bool = False) -> Iterator[None]:
-        """An advisory flock on ``locks/<name>`` (exclusive unless *shared*)."""
-        import fcntl
-        d = self.root / "locks"
-        d.mkdir(parents=True, exist_ok=True)
-        fd = os.open(d / name, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def lock(self, name: str = "store", shared: bool = False) -> _Lock:
+        """``with store.lock():`` an advisory flock on ``locks/<name>`` (exclusive unless *shared*)."""
+        return _Lock(os.path.join(self._root, "locks"), name, shared)
 
     # -- maintenance ----------------------------------------------------------
     def usage(self) -> dict[str, int]:
@@ -200,8 +188,10 @@ class Store:
             total = 0
             for dirpath, _dirs, files in os.walk(child):
                 for fn in files:
-                    with contextlib.suppress(OSError):
+                    try:
                         total += os.lstat(os.path.join(dirpath, fn)).st_size
+                    except OSError:
+                        pass
             out[child.name] = total
         return out
 
@@ -236,6 +226,48 @@ class Store:
         return removed, freed
 
 
+class _TempFile:
+    """The context manager behind :meth:`Store.temp_file` (yields (file, Path))."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> tuple[BinaryIO, Path]:
+        from pathlib import Path
+        fd, self.name = self.store._mkstemp()
+        self.file = os.fdopen(fd, "wb")
+        return self.file, Path(self.name)  # type: ignore[return-value]
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.file.close()
+        finally:
+            try:
+                os.unlink(self.name)
+            except FileNotFoundError:
+                pass
+
+
+class _Lock:
+    """The context manager behind :meth:`Store.lock`."""
+
+    def __init__(self, directory: str, name: str, shared: bool) -> None:
+        self.directory, self.name, self.shared = directory, name, shared
+
+    def __enter__(self) -> None:
+        import fcntl
+        os.makedirs(self.directory, exist_ok=True)
+        self.fd = os.open(os.path.join(self.directory, self.name), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
 def _entries(base: Path, area: str) -> Iterator[Path]:
     if area == "blobs":
         for algo in base.iterdir():
@@ -251,16 +283,20 @@ def _tree_size(p: Path) -> int:
     total = 0
     for dirpath, _d, files in os.walk(p):
         for fn in files:
-            with contextlib.suppress(OSError):
+            try:
                 total += os.lstat(os.path.join(dirpath, fn)).st_size
+            except OSError:
+                pass
     return total
 
 
 def _rmtree(p: Path) -> None:
     def onerror(func, path, exc):  # read-only dirs inside unpacked rootfs
-        with contextlib.suppress(OSError):
+        try:
             os.chmod(os.path.dirname(path), 0o755)
             os.chmod(path, 0o755)
             func(path)
+        except OSError:
+            pass
     import shutil
     shutil.rmtree(p, onerror=onerror)

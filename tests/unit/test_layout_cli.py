@@ -169,3 +169,20 @@ def test_copy_reports_progress(tmp_path: Path, make_layout) -> None:
     copy(f"oci:{lay}:t", f"oci:{tmp_path / 'o'}:t",
          options=Options(progress=lambda what, done, total: seen.__setitem__(what, done)))
     assert len(seen) == 2 and all(v > 0 for v in seen.values())
+
+
+def test_copy_fast_parse() -> None:
+    """``kilobox copy``'s argv without argparse: the common spellings, anything else is argparse's."""
+    from kilobox.cli.copy_cmd import parse_fast
+    a = parse_fast(["copy", "--json", "-u", "me", "--insecure=h:1", "--insecure", "h:2", "src", "dst",
+                    "--platform", "linux/arm64", "--authfile=/a", "--password-stdin", "--debug"])
+    assert a is not None
+    assert (a.src, a.dst, a.json, a.username, a.insecure, a.platform, a.authfile, a.password_stdin) == \
+        ("src", "dst", True, "me", ["h:1", "h:2"], "linux/arm64", "/a", True)
+    b = parse_fast(["copy", "s", "d"])
+    assert b is not None and (b.platform, b.username, b.insecure, b.json) == (None, None, [], False)
+    for argv in (["copy", "s"], ["copy", "s", "d", "e"], ["copy", "-h", "s", "d"], ["copy", "--help"],
+                 ["copy", "--plat", "x", "s", "d"], ["copy", "--platform"], ["copy", "s", "d", "--platform", "-x"],
+                 ["copy", "--platform", "a", "--platform", "b", "s", "d"], ["copy", "-u=x", "s", "d"],
+                 ["copy", "--json=1", "s", "d"], ["copy", "-", "d"], ["copy", "--", "s", "d"], ["tags", "s", "d"]):
+        assert parse_fast(argv) is None, argv

@@ -78,3 +78,31 @@ def test_sha512_verifies() -> None:
     data = b"x" * 100
     d = Digest.parse("sha512:" + hashlib.sha512(data).hexdigest())
     VerifyingReader(io.BytesIO(data), d, 100).drain()
+
+
+def test_fast_parse_agrees_with_the_grammar() -> None:
+    """The regex-free path for sha256/sha512 accepts exactly what the full check accepts."""
+    import re
+
+    from hypothesis import given, settings, strategies as st
+
+    from kilobox.errors import ManifestError
+    from kilobox.oci.digest import _HEX_LEN, DIGEST_PATTERN
+
+    def full(text: str) -> bool:
+        m = re.fullmatch(DIGEST_PATTERN, text)
+        return bool(m) and _HEX_LEN.get(m.group(1)) == len(m.group(2)) and bool(re.fullmatch("[0-9a-f]+", m.group(2)))
+
+    @settings(max_examples=500)
+    @given(st.sampled_from(["sha256", "sha512", "SHA256", "md5", "sha256+x", ""]),
+           st.sampled_from([":", "", "::"]), st.text(alphabet="0123456789abcdefABX=\n", min_size=0, max_size=130))
+    def check(algo: str, sep: str, tail: str) -> None:
+        for hexpart in (tail, (tail * 64)[:64], (tail * 128)[:128]):
+            text = algo + sep + hexpart
+            try:
+                Digest.parse(text)
+                ok = True
+            except ManifestError:
+                ok = False
+            assert ok == full(text), text
+    check()

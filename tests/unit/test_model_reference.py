@@ -76,3 +76,30 @@ def test_errors_stay_short() -> None:
     with pytest.raises(ReferenceError_) as e:
         Reference.parse("a" * 1000)
     assert len(e.value.message) < 300
+
+
+# -- the hand-written grammar checks agree with the grammar's regular expressions ------------------
+import re as _re  # noqa: E402
+
+from hypothesis import given as _given, settings as _settings, strategies as _st  # noqa: E402
+
+from kilobox.oci import reference as _ref  # noqa: E402
+
+_ALPHABET = "abcz09AZ_.-/:[]@ \n\u00e9\u0660"
+
+
+@_settings(max_examples=2000)
+@_given(_st.text(alphabet=_ALPHABET, max_size=12) | _st.text(max_size=8))
+def test_grammar_checks_match_the_patterns(text: str) -> None:
+    assert _ref.valid_tag(text) == bool(_re.fullmatch(_ref.TAG_PATTERN, text))
+    assert _ref.valid_repository(text) == bool(_re.fullmatch(_ref.REPO_PATTERN, text))
+    assert _ref.valid_host(text) == bool(_re.fullmatch(_ref.HOST_PATTERN, text))
+
+
+@pytest.mark.parametrize("text", ["a", "a-b", "a--b", "a__b", "a._b", "a___b", "-a", "a-", "a/b", "a//b", "A",
+                                  "x" * 129, "_x", ".x", "h:5000", "h:", "h:123456", "[::1]:5000", "[]", "[::1",
+                                  "a.b.c", "a..b", "1.2.3.4:80", "-h", "h-", "h_x"])
+def test_grammar_checks_on_edges(text: str) -> None:
+    assert _ref.valid_tag(text) == bool(_re.fullmatch(_ref.TAG_PATTERN, text))
+    assert _ref.valid_repository(text) == bool(_re.fullmatch(_ref.REPO_PATTERN, text))
+    assert _ref.valid_host(text) == bool(_re.fullmatch(_ref.HOST_PATTERN, text))

@@ -48,29 +48,36 @@ def test_relative_locations_are_keyed_by_absolute_path(tmp_path, monkeypatch):
     assert bundle.lookup("oci:lay:t", None, opts, store) is None            # another ./lay
 
 
-def _garbage_refs(tmp_path) -> list[bytes]:
+def _garbage_refs(ref, key: str) -> list[bytes]:
     m = bundle.REF_MAGIC
-    ok = (str(tmp_path / "lay" / "index.json"), (1, 2, 3), (4, 5, 6),
-          {"v": bundle.META_VERSION, "dir": "/", "rootfs": "/"})
+    good = ref.read_bytes()
+    real = marshal.loads(good[len(m):])
+    meta = {"v": bundle.META_VERSION, "dir": "/", "rootfs": "/"}
+    ok = (key, real[1], real[2], real[3], meta)
     return [b"", b"{", b"[]", b"\x00\xff", m, m + b"\x00\xff", m + b"{}", m + marshal.dumps(None)[:-1],
-            m + marshal.dumps([1, 2]), m + marshal.dumps((1, 2, 3, 4)), m + marshal.dumps(("/x", None, None, {})),
-            m + marshal.dumps(ok[:3] + ({"v": 999, "dir": "/", "rootfs": "/"},)),
-            m + marshal.dumps(ok[:3] + ({"v": bundle.META_VERSION, "dir": 5, "rootfs": "/"},)),
-            m + marshal.dumps(ok[:3] + ("meta",)), m + marshal.dumps(ok),        # stamps that do not match
-            m + marshal.dumps(ok)[:-3], b"kilobox-ref 1\n" + marshal.dumps(ok)]
+            m + marshal.dumps([1, 2]), m + marshal.dumps((1, 2, 3, 4, 5)), m + marshal.dumps((key, "/x", None, None, {})),
+            m + marshal.dumps(ok[:4] + ({"v": 999, "dir": "/", "rootfs": "/"},)),
+            m + marshal.dumps(ok[:4] + ({"v": bundle.META_VERSION, "dir": 5, "rootfs": "/"},)),
+            m + marshal.dumps(ok[:4] + ("meta",)), m + marshal.dumps(ok),           # meta.json's stamp differs
+            m + marshal.dumps(("another key",) + real[1:]),                          # a hash collision
+            m + marshal.dumps(real[:1] + (real[1], (1, 2, 3)) + real[3:]),          # index.json's stamp differs
+            good[:-3], b"kilobox-ref 1\n" + good[len(m):], good[len(m):]]
 
 
 def test_garbage_index_means_cold(tmp_path):
     store, layout, loc, opts, meta = _setup(tmp_path)
     ref = store / "bundles" / "refs" / (bundle.ref_key(loc, None, opts) + ".ref")
-    for garbage in _garbage_refs(tmp_path):
+    good = ref.read_bytes()
+    for garbage in _garbage_refs(ref, bundle._key_text(loc, None, opts)):
         ref.write_bytes(garbage)
         assert bundle.lookup(loc, None, opts, store) is None, garbage
+    ref.write_bytes(good)
+    assert bundle.lookup(loc, None, opts, store) == meta
 
 
 def test_old_json_index_is_replaced(tmp_path):
     store, layout, loc, opts, meta = _setup(tmp_path)
-    old = store / "bundles" / "refs" / (bundle.ref_key(loc, None, opts) + ".json")
+    old = store / "bundles" / "refs" / (bundle._sha(bundle._key_text(loc, None, opts))[:40] + ".json")
     old.write_text("{}")
     bundle.remember(loc, None, opts, meta, str(layout / "index.json"), store)
     assert not old.exists() and bundle.lookup(loc, None, opts, store) == meta

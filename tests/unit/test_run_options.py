@@ -78,3 +78,32 @@ def test_name_and_env_key_checks_match_their_regexes(text):
     from kilobox.run.options import _is_env_key, _is_name
     assert bool(_is_name(text)) == bool(re.match(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z", text))
     assert bool(_is_env_key(text)) == bool(re.match(r"[A-Za-z_][A-Za-z0-9_.-]*\Z", text))
+
+
+def test_record_type_behaves_as_namedtuple():
+    import pickle
+    from collections import namedtuple
+
+    from kilobox.run.ns import Mounts
+    from kilobox.run.options import record_type
+    R = record_type("R", "a b c", (2, 3))
+    N = namedtuple("N", "a b c", defaults=(2, 3))
+    for args, kw in [((1,), {}), ((1, 5), {}), ((), {"a": 1, "c": 9}), ((1, 2, 3), {}), ((1,), {"b": None})]:
+        r, n = R(*args, **kw), N(*args, **kw)
+        assert r == n and tuple(r) == tuple(n) and hash(r) == hash(n)
+        assert (r.a, r.b, r.c) == (n.a, n.b, n.c) and r._asdict() == n._asdict()
+        assert r._replace(b="x") == n._replace(b="x") and type(r._replace(b="x")) is R
+        assert repr(r) == repr(n).replace("N(", "R(")
+    for args, kw in [((), {}), ((1, 2, 3, 4), {}), ((1,), {"a": 2}), ((1,), {"zz": 1})]:
+        with pytest.raises(TypeError):
+            R(*args, **kw)
+        with pytest.raises(TypeError):
+            N(*args, **kw)
+    assert R._fields == ("a", "b", "c") and R._field_defaults == {"b": 2, "c": 3}
+    m = Mounts("/r", "/t", cgroup_fix="cgroup2")
+    assert pickle.loads(pickle.dumps(m)) == m and m.overlay == "" and m.mkdirs == ()
+    with pytest.raises(AttributeError):
+        m.rootfs = "/x"
+    o = make_options(env=["A=1"])
+    assert make_options(**{**o._asdict(), "network": "host"}).network == "host"
+    assert o.key().startswith("4|(None, False, (), ('A=1',),")

@@ -66,3 +66,18 @@ def test_state_json_without_the_json_module(doc, tmp_path):
 def test_state_json_refuses_what_json_refuses(bad):
     with pytest.raises((TypeError, ValueError)):
         st.to_json({"x": bad})
+
+
+def test_discard(tmp_path):
+    _, d = st.claim("plain", tmp_path)
+    st.write_json(os.path.join(d, "state.json"), {"name": "plain"})
+    open(os.path.join(d, "pid"), "w").write("1\n")
+    st.discard(d)
+    assert not os.path.exists(d)
+    _, d = st.claim("upper", tmp_path)                 # a --read-write container: more than two files
+    st.write_json(os.path.join(d, "state.json"), {"name": "upper"})
+    os.makedirs(os.path.join(d, "upper", "etc"))
+    os.chmod(os.path.join(d, "upper", "etc"), 0o500)
+    st.discard(d)
+    assert os.listdir(tmp_path / "containers") == []
+    st.discard(os.path.join(tmp_path, "containers", "gone"))   # already gone: nothing to do

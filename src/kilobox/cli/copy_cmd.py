@@ -83,12 +83,17 @@ def fast_main(argv: list[str]) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from ..copying import copy
-    from ..progress import progress_reporter
     opts = options_from(args)
-    with progress_reporter(enabled=False if args.json else None) as cb:
-        opts.progress = cb
+    if args.json or not sys.stderr.isatty():        # no bars: the progress module is not even loaded
         root = copy(args.src, args.dst, platform=args.platform, options=opts)
+    else:
+        from ..progress import progress_reporter
+        with progress_reporter() as cb:
+            opts.progress = cb
+            root = copy(args.src, args.dst, platform=args.platform, options=opts)
     if args.json:
         print_json({"source": args.src, "destination": args.dst, "digest": str(root.digest),
                     "mediaType": root.media_type, "size": root.size})

@@ -26,7 +26,6 @@ The directories are fsynced once, before ``index.json`` makes the image visible.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -64,6 +63,32 @@ def _norm(path: str | os.PathLike[str]) -> str:
     parts = [p for p in text.split("/") if p and p != "."]
     absolute = text.startswith("/")
     return ("/" if absolute else "") + "/".join(parts) or ("/" if absolute else ".")
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class _DirLock:
+    """``with _DirLock(dir):`` holds an exclusive ``flock`` on the directory."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
 
 class Layout:
@@ -178,15 +203,9 @@ class Layout:
         return _stat.S_ISREG(st.st_mode) and st.st_size == desc.size
 
     # -- writing -------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """An exclusive flock on the layout directory itself (no extra files)."""
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def lock(self) -> _DirLock:
+        """An exclusive flock on the layout directory itself (no extra files), as a ``with`` block."""
+        return _DirLock(self.root)
 
     def write_blob_stream(self, desc: Descriptor, stream: BinaryIO) -> bool:
         """Stream, verify, fsync and rename a blob into place; True when it was written."""
@@ -214,8 +233,7 @@ class Layout:
             os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            _unlink(tmp)
             raise
         self._dirty.add(parent)         # renames made durable once, in sync(), before the index
         return True
@@ -452,21 +470,24 @@ class LayoutSink(Sink):
             return
         # a directory we created and never committed: remove what we wrote, then empty dirs
         root = self.layout.root
-        with contextlib.suppress(OSError):
+        try:
             with self.layout.lock():
                 if os.path.exists(os.path.join(root, INDEX_FILE)):
                     return                   # another writer committed meanwhile: keep everything
                 for f in [*self._written, os.path.join(root, LAYOUT_FILE)]:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(f)
+                    _unlink(f)
+        except OSError:
+            pass
         blobs = os.path.join(root, "blobs")
         try:
             algos = [os.path.join(blobs, a) for a in os.listdir(blobs)]
         except OSError:
             algos = []
         for d in [*algos, blobs, *self._created]:
-            with contextlib.suppress(OSError):
+            try:
                 os.rmdir(d)
+            except OSError:
+                pass
 
 
 __all__ = ["Layout", "LayoutSource", "LayoutSink", "list_tags", "select_entry", "updated_index",

@@ -86,7 +86,12 @@ class OciArchive:
         try:
             total = self.path.stat().st_size
             with tarfile.open(self.path, mode="r:") as tf:
+                last = -1
                 for info in tf:
+                    if info.size < 0 or info.offset <= last:     # tarfile would walk backwards for ever
+                        raise LayoutError(f"{self.path}: member {info.name[:80]!r} has an invalid size",
+                                          hint="the archive is damaged or hostile")
+                    last = info.offset
                     name = _clean_name(info.name)
                     if name is None or not info.isreg() or info.issparse():
                         continue                       # hostile or irrelevant: ignored

@@ -5,7 +5,6 @@ sha256 is written; sha512 is read and verified.
 
 from __future__ import annotations
 
-import re
 import sys
 
 from ..errors import DigestMismatch, ManifestError
@@ -16,7 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import BinaryIO
 
 _HEX_LEN = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+#: the grammar of a digest (image-spec); compiled only to explain a digest that is not sha256/sha512 hex
+DIGEST_PATTERN = r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$"
 _LOWER_HEX = frozenset("0123456789abcdef")
 
 #: content up to this size is hashed by CPython's own sha256 when OpenSSL's is not loaded yet:
@@ -97,7 +97,11 @@ class Digest:
         """Parse and validate *text*; raise :class:`ManifestError` when invalid."""
         if not isinstance(text, str):
             raise ManifestError(f"digest must be a string, got {type(text).__name__}")
-        m = _DIGEST_RE.fullmatch(text)
+        algo, _, hexpart = text.partition(":")
+        if len(hexpart) == _HEX_LEN.get(algo) and _LOWER_HEX.issuperset(hexpart):
+            return cls(algo, hexpart)          # the common case, without a regular expression
+        import re
+        m = re.fullmatch(DIGEST_PATTERN, text)
         if not m:
             raise ManifestError(f"invalid digest {text[:80]!r}")
         algo, hexpart = m.group(1), m.group(2)

@@ -19,15 +19,14 @@ Modules: :mod:`.options` (run options), :mod:`.spec` (config.json), :mod:`.secco
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 
 from ..errors import RunError, UsageError
-from .options import RunOptions, make_options
+from .options import RunOptions, make_options, record_type
 
 
 #: name: the container's name (None for a foreground --rm run) · exit_code: foreground: the
 #: container's exit code; detached: None
-RunResult = namedtuple("RunResult", "name exit_code")
+RunResult = record_type("RunResult", "name exit_code")
 
 
 def run(image: str | None = None, *, rootfs: str | os.PathLike[str] | None = None,

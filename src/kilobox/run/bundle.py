@@ -22,8 +22,8 @@ from ..errors import RunError
 from .options import RunOptions
 
 META_VERSION = 1
-#: first bytes of a ref file; the rest is marshal((stamp_path, stamp, meta_stamp, meta))
-REF_MAGIC = b"kilobox-ref 2\n"
+#: first bytes of a ref file; the rest is marshal((key text, stamp_path, stamp, meta_stamp, meta))
+REF_MAGIC = b"kilobox-ref 3\n"
 
 
 def _sha(text: str) -> str:
@@ -60,26 +60,36 @@ def normal_location(location: str) -> str:
     return location
 
 
+def _key_text(location: str, platform: str | None, opts: RunOptions) -> str:
+    return f"{normal_location(location)}\0{platform or ''}\0{os.uname().machine}\0{opts.key()}"
+
+
+def _fnv(text: str) -> str:
+    """FNV-1a, 64 bits, as hex (no hashlib import on the warm path; a ref holds its whole key text,
+    so a collision is a cache miss, never a wrong bundle)."""
+    h = 0xCBF29CE484222325
+    for b in text.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
 def ref_key(location: str, platform: str | None, opts: RunOptions) -> str:
-    loc = normal_location(location)
-    return _sha(f"{loc}\0{platform or ''}\0{os.uname().machine}\0{opts.key()}")[:40]
-
-
-def _ref_path(root: str, location: str, platform: str | None, opts: RunOptions) -> str:
-    return os.path.join(root, "bundles", "refs", ref_key(location, platform, opts) + ".ref")
+    """The name of the ref file for *location* + *platform* + *opts* (``bundles/refs/<key>.ref``)."""
+    return _fnv(_key_text(location, platform, opts))
 
 
 def lookup(location: str, platform: str | None, opts: RunOptions, store_root: object = None) -> dict[str, object] | None:
     """The cached bundle for *location* + *opts*, if nothing it depends on has changed."""
     from marshal import loads          # builtin
     root = os.fspath(store_root) if store_root is not None else _store_root()
+    text = _key_text(location, platform, opts)
     try:
-        with open(_ref_path(root, location, platform, opts), "rb") as f:
+        with open(os.path.join(root, "bundles", "refs", _fnv(text) + ".ref"), "rb") as f:
             data = f.read(1 << 20)
         if not data.startswith(REF_MAGIC):
             return None
-        stamp_path, stamp, meta_stamp, meta = loads(data[len(REF_MAGIC):])
-        if (not isinstance(stamp_path, str) or not isinstance(meta, dict) or meta.get("v") != META_VERSION
+        key, stamp_path, stamp, meta_stamp, meta = loads(data[len(REF_MAGIC):])
+        if (key != text or not isinstance(stamp_path, str) or not isinstance(meta, dict) or meta.get("v") != META_VERSION
                 or not isinstance(meta.get("dir"), str) or not isinstance(meta.get("rootfs"), str)):
             return None
         if stamp is None or _stamp(stamp_path) != stamp or not os.path.isdir(meta["rootfs"]):
@@ -102,14 +112,16 @@ def remember(location: str, platform: str | None, opts: RunOptions, meta: dict[s
         return
     from marshal import dumps
     root = os.fspath(store_root) if store_root is not None else _store_root()
-    path = _ref_path(root, location, platform, opts)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    text = _key_text(location, platform, opts)
+    refs = os.path.join(root, "bundles", "refs")
+    path = os.path.join(refs, _fnv(text) + ".ref")
+    os.makedirs(refs, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
-        f.write(REF_MAGIC + dumps((stamp_path, stamp, meta_stamp, dict(meta))))
+        f.write(REF_MAGIC + dumps((text, stamp_path, stamp, meta_stamp, dict(meta))))
     os.replace(tmp, path)
-    try:                                  # the JSON ref of kilobox <= 0.1 (format 1)
-        os.unlink(path[:-len(".ref")] + ".json")
+    try:                                  # the JSON ref of earlier versions (sha256-named)
+        os.unlink(os.path.join(refs, _sha(text)[:40] + ".json"))
     except OSError:
         pass
 

@@ -20,12 +20,12 @@ call is repeated through :mod:`ctypes` to learn its errno.
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 
 # the builtin _signal: the signal module builds enums (~0.5 ms on the warm path)
 from _signal import SIGCHLD, SIGHUP, SIGINT, SIGPIPE, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGXFSZ
 
 from ..errors import RunError
+from .options import record_type
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -42,8 +42,7 @@ _fast = None
 #: mount point · overlay: "" (read-only bind) | "tmpfs" | "disk" · scratch: tmpfs: an empty dir
 #: to mount it on; disk: the dir holding upper/ and work/ · mkdirs: mount points to create in
 #: the overlay · cgroup_fix: "" | "cgroup2" | "legacy"
-Mounts = namedtuple("Mounts", "rootfs target overlay scratch mkdirs cgroup_fix",
-                    defaults=("", "", (), ""))
+Mounts = record_type("Mounts", "rootfs target overlay scratch mkdirs cgroup_fix", ("", "", (), ""))
 
 
 def _lib():

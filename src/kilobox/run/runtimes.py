@@ -16,9 +16,9 @@ runc and youki handle v1, hybrid and v2 hosts themselves.
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 
 from ..errors import RunError, ToolMissing
+from .options import record_type
 
 PREFERENCE = ("crun", "runc", "youki")
 PACKAGES = {"crun": "crun", "runc": "runc", "youki": "youki"}
@@ -26,10 +26,10 @@ CGROUP = "/sys/fs/cgroup"
 
 
 #: name: crun | runc | youki (the family decides the command line); path: the executable
-Runtime = namedtuple("Runtime", "name path")
+Runtime = record_type("Runtime", "name path")
 #: how to start one container: argv of the runtime; cgroup_fix: "" | "cgroup2" (cgroup2 at
 #: /sys/fs/cgroup) | "legacy" (hide the unified hierarchy); runtime: the :data:`Runtime`
-Launch = namedtuple("Launch", "argv cgroup_fix runtime")
+Launch = record_type("Launch", "argv cgroup_fix runtime")
 
 
 def cgroup_mode(base: "str | os.PathLike[str]" = CGROUP) -> str:

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 
 from ..errors import NotFound, RunError
 from .options import check_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only (collections.abc imports collections)
+    from collections.abc import Iterator
 
 def state_root() -> str:
     env = os.environ.get("KILOBOX_STATE")
@@ -228,6 +231,21 @@ def _rmtree(d: str) -> None:
         except OSError:
             pass
     shutil.rmtree(d, onerror=onerror)
+
+
+def discard(d: str) -> None:
+    """Remove the directory of a container that left only its state and pid files (the common
+    foreground ``--rm`` case: no rename, no listing), else :func:`remove_dir`."""
+    try:
+        os.unlink(os.path.join(d, "state.json"))   # first: from here on it is no container
+        for f in ("pid",):
+            try:
+                os.unlink(os.path.join(d, f))
+            except FileNotFoundError:
+                pass
+        os.rmdir(d)
+    except OSError:
+        remove_dir(d)
 
 
 def remove_dir(d: object) -> None:

@@ -131,7 +131,7 @@ def run_here(meta: dict[str, object], *, name: str | None = None, remove: bool =
         for s, h in old:
             _set_handler(s, h)
     if remove:
-        st.remove_dir(cdir)
+        st.discard(cdir)
     else:
         st.write_exit(cdir, code)
     return name, code

@@ -14,13 +14,25 @@ import json
 
 from ...errors import DigestMismatch, ManifestError, RegistryError
 from ...oci import Descriptor, Digest, Reference, mediatypes as mt
-from .sink import RegistrySink
-from .source import RegistrySource, client_for
+from .client import client_for
 from .urls import join as urljoin
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from .. import Options
+    from .sink import RegistrySink
+    from .source import RegistrySource
+
+
+def __getattr__(name: str) -> object:
+    """:class:`RegistrySource` and :class:`RegistrySink` load on first use (a push needs no pull code)."""
+    if name == "RegistrySource":
+        from .source import RegistrySource
+        return RegistrySource
+    if name == "RegistrySink":
+        from .sink import RegistrySink
+        return RegistrySink
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 MAX_TAGS_PAGE = 16 << 20
 MAX_PAGES = 10_000
@@ -107,6 +119,7 @@ def resolve(ref: Reference, opts: "Options | None" = None) -> Descriptor:
         if ref.digest is not None and digest != ref.digest:
             raise DigestMismatch(f"{what}: the registry answers with {digest}")
         return Descriptor(ctype, digest, size)
+    from .source import RegistrySource
     with RegistrySource(ref, opts) as src:
         return src.root()
 

@@ -16,7 +16,6 @@ cached per scope set; a cached token whose scopes cover the request is reused.
 from __future__ import annotations
 
 import _thread
-import binascii
 import json
 import time
 
@@ -149,6 +148,7 @@ def _atoms(scopes: Iterable[str]) -> frozenset[tuple[str, str, str]]:
 
 
 def basic_header(user: str, password: str) -> str:
+    import binascii
     return "Basic " + binascii.b2a_base64(f"{user}:{password}".encode(), newline=False).decode()
 
 

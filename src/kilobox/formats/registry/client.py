@@ -32,6 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Iterable
 
+    from ...oci import Reference
     from .. import Options
     from .auth import Authenticator
 
@@ -457,6 +458,11 @@ def get_client(registry: str, api_host: str, opts: "Options") -> RegistryClient:
         client = _CLIENTS[key] = RegistryClient(registry, api_host, opts)
     client.opts = opts          # progress callbacks and extras follow the latest caller
     return client
+
+
+def client_for(ref: "Reference", opts: "Options") -> RegistryClient:
+    """The process-wide client for *ref*'s registry."""
+    return get_client(ref.registry, ref.api_host, opts)
 
 
 def reset_clients() -> None:

@@ -257,11 +257,13 @@ class RawResponse:
         if not line:
             raise RemoteDisconnected("the server closed the connection without a reply")
         minor, self.status, self.reason = _status_line(line)
+        if not line.endswith(b"\n"):
+            raise IncompleteRead("the connection closed inside the status line")
         self.headers: list[tuple[str, str]] = []
         total = 0
         while True:
             line = conn._readline("header line")
-            if not line:
+            if not line.endswith(b"\n"):
                 raise IncompleteRead("the connection closed inside the reply's headers")
             total += len(line)
             if total > MAX_HEADER_BYTES:
@@ -272,9 +274,10 @@ class RawResponse:
                 raise ProtocolError(f"more than {MAX_HEADERS} headers")
             text = line.rstrip(b"\r\n").decode("latin-1")
             if text[:1] in (" ", "\t"):              # obsolete line folding
-                if self.headers:
-                    k, v = self.headers[-1]
-                    self.headers[-1] = (k, f"{v} {text.strip()}")
+                if not self.headers:
+                    raise ProtocolError("a continued header line without a header")
+                k, v = self.headers[-1]
+                self.headers[-1] = (k, f"{v} {text.strip()}")
                 continue
             name, sep, value = text.partition(":")
             if not sep or not name or name != name.strip():
@@ -355,7 +358,7 @@ class RawResponse:
         conn = self._conn
         if self._chunk_left == 0:
             line = conn._readline("chunk size line")
-            if not line:
+            if not line.endswith(b"\n"):
                 raise IncompleteRead("the connection closed inside a chunked body")
             size_s = line.split(b";", 1)[0].strip()
             if not size_s or len(size_s) > 16 or size_s.strip(b"0123456789abcdefABCDEF"):
@@ -364,7 +367,7 @@ class RawResponse:
             if size == 0:
                 for _ in range(MAX_TRAILERS + 1):
                     t = conn._readline("trailer line")
-                    if not t:
+                    if not t.endswith(b"\n"):
                         raise IncompleteRead("the connection closed inside the trailers")
                     if t in (b"\r\n", b"\n"):
                         self._done = True
@@ -378,6 +381,8 @@ class RawResponse:
         if self._chunk_left == 0:
             end = conn._readline("chunk end")
             if end not in (b"\r\n", b"\n"):
+                if not end.endswith(b"\n") and b"\r\n".startswith(end):
+                    raise IncompleteRead("the connection closed after a chunk")
                 raise ProtocolError("a chunk does not end with CRLF")
         return data
 

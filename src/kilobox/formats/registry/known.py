@@ -42,6 +42,7 @@ class KnownBlobs:
             store_root = Store().root_dir
         self.path = os.path.join(store_root, "known", _key(host, repository))
         self._digests: set[str] | None = None
+        self._loaded = False            # the file was read and is fresh
 
     def _load(self) -> set[str]:
         if self._digests is None:
@@ -53,6 +54,7 @@ class KnownBlobs:
                     raw = f.read(MAX_BYTES)
             except OSError:
                 return self._digests
+            self._loaded = True
             for line in raw.decode("ascii", "replace").splitlines()[:MAX_ENTRIES]:
                 try:
                     self._digests.add(str(Digest.parse(line.strip())))
@@ -65,8 +67,16 @@ class KnownBlobs:
 
     def record(self, digests: set[Digest] | list[Digest]) -> None:
         """Remember *digests* (with the entries still fresh), replacing the file atomically."""
+        new = {str(d) for d in digests}
+        have = self._load()
+        if self._loaded and new <= have:
+            try:
+                os.utime(self.path)     # nothing to add: the entries were just confirmed
+                return
+            except OSError:
+                pass
         from ..._atomic import atomic_write
-        merged = sorted(self._load() | {str(d) for d in digests})[-MAX_ENTRIES:]
+        merged = sorted(have | new)[-MAX_ENTRIES:]
         try:
             atomic_write(self.path, ("\n".join(merged) + "\n").encode(), durable=False)
         except OSError:
@@ -76,6 +86,7 @@ class KnownBlobs:
     def forget(self) -> None:
         """Drop every entry of this repository (they proved wrong)."""
         self._digests = set()
+        self._loaded = False
         try:
             os.unlink(self.path)
         except OSError:

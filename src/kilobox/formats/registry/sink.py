@@ -26,9 +26,8 @@ import io
 from ...errors import DigestMismatch, KiloboxError, ManifestError, RegistryError, UsageError
 from ...oci import Descriptor, Digest, Reference, VerifyingReader, mediatypes as mt
 from ..base import RetryCopy, Sink, Source
-from .client import MAX_TRIES, Response, _RETRY_EXC, backoff_delay
+from .client import MAX_TRIES, Response, _RETRY_EXC, backoff_delay, client_for
 from .known import KnownBlobs
-from .source import client_for
 from .urls import join as urljoin, quote
 
 TYPE_CHECKING = False

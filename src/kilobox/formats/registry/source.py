@@ -27,7 +27,7 @@ import os
 from ...errors import DigestMismatch, KiloboxError, ManifestError, RegistryError
 from ...oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest, Reference, VerifyingReader, mediatypes as mt
 from ..base import Source
-from .client import MAX_TRIES, RegistryClient, Response, backoff_delay, get_client
+from .client import MAX_TRIES, Response, backoff_delay, client_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,10 +59,6 @@ class _Flag:
 
     def is_set(self) -> bool:
         return self._set
-
-
-def client_for(ref: Reference, opts: "Options") -> RegistryClient:
-    return get_client(ref.registry, ref.api_host, opts)
 
 
 def media_type_of(raw: bytes, content_type: str) -> str:
