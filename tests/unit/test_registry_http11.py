@@ -268,3 +268,75 @@ def test_any_reply_is_parsed_or_refused(serve, reply: bytes) -> None:
             assert n <= len(reply)
     except (ProtocolError, ConnectionError, ValueError):
         pass
+
+
+# -- https ---------------------------------------------------------------------------------------
+def _self_signed(tmp_path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 (cert path, key path), made with the cryptography package."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kilobox test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_https_round_trip_and_verification(tmp_path) -> None:
+    import ssl
+    pytest.importorskip("cryptography")
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    port = sock.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(3):
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            try:
+                with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                    buf = b""
+                    while b"\r\n\r\n" not in buf:
+                        buf += tls.recv(4096)
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
+            except (ssl.SSLError, OSError):
+                pass                                  # the client refused our certificate
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        untrusting = Connection("https", f"127.0.0.1:{port}", timeout=5, ssl_context=ssl.create_default_context())
+        with pytest.raises(ssl.SSLCertVerificationError):
+            untrusting.request("GET", "/v2/", {})
+        trusting = Connection("https", f"127.0.0.1:{port}", timeout=5, ssl_context=ssl.create_default_context(cafile=cert))
+        trusting.request("GET", "/v2/", {})
+        r = trusting.getresponse()
+        assert (r.status, r.read()) == (200, b"secret")
+        trusting.close()
+        from kilobox.errors import RegistryError
+        from kilobox.formats import Options
+        from kilobox.formats.registry.client import RegistryClient
+        client = RegistryClient("127.0.0.1", "127.0.0.1", Options())     # an https URL (as a redirect gives)
+        with pytest.raises(RegistryError, match="cannot connect") as ei:
+            client.request("GET", f"https://127.0.0.1:{port}/v2/", auth=False)
+        assert "--insecure" in (ei.value.hint or "")
+    finally:
+        sock.close()

@@ -40,7 +40,7 @@ from .base import Sink, Source
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
-    from typing import Any, BinaryIO, Iterator
+    from typing import Any, BinaryIO
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = "oci-layout"

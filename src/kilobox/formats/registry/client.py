@@ -350,14 +350,14 @@ class RegistryClient:
             except ProtocolError as e:
                 raise RegistryError(f"{method} {_where(url)} on {ep.netloc}: not a valid HTTP response "
                                     f"({_exc(e)[:120]})", hint="is this an OCI registry?") from None
-            except ValueError as e:
-                raise RegistryError(f"{method} {_where(url)} on {ep.netloc}: cannot send this request "
-                                    f"({_exc(e)[:120]})") from None
-            except OSError as e:
+            except OSError as e:            # (before ValueError: a certificate error is both)
                 tls = type(e).__name__.startswith("SSL")
                 raise RegistryError(f"{method} {_where(url)}: cannot connect to {ep.netloc} ({_exc(e)})",
                                     hint=("a registry without TLS needs --insecure HOST" if tls else
                                           "is the registry running? is the host name right?")) from None
+            except ValueError as e:
+                raise RegistryError(f"{method} {_where(url)} on {ep.netloc}: cannot send this request "
+                                    f"({_exc(e)[:120]})") from None
             st = resp.status
             if follow and st in (301, 302, 303, 307, 308) and resp.header("Location"):
                 resp.close()
