@@ -26,46 +26,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+from _common import KILOBOX, add_output_args, machine, pair_ratio, publish, python, rounds, run, span, version
 
-KILOBOX = str(Path(sys.executable).with_name("kilobox"))
-DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "assemble"
 SOURCE = '#include <unistd.h>\nint main(void) { write(1, "hello\\n", 6); return 0; }\n'
-
-
-TIME = shutil.which("time") or "/usr/bin/time"
-
-
-def run(cmd: list[str], env: dict[str, str], rss_file: Path | None = None) -> tuple[float, float, int, str]:
-    """(wall seconds, CPU seconds, peak RSS KiB or 0, stdout) of one process; exits when it fails.
-
-    Peak RSS needs GNU time (*rss_file*): ``wait4``'s ru_maxrss would include the
-    benchmark's own memory, inherited across fork/exec. Timed runs never use it.
-    """
-    if rss_file is not None:
-        cmd = [TIME, "-f", "%M", "-o", str(rss_file), *cmd]
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, env=env, capture_output=True)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
-    rss = int(rss_file.read_text().split()[-1]) if rss_file is not None else 0
-    return wall, cpu, rss, p.stdout.decode(errors="replace")
 
 
 def pipeline(tool: str, binary: Path, work: Path, env: dict[str, str],
@@ -99,12 +70,13 @@ def pipeline(tool: str, binary: Path, work: Path, env: dict[str, str],
     total, cpu, peak, vars_ = 0.0, 0.0, 0, {}  # type: ignore[var-annotated]
     for cmd, capture in steps:
         cmd = [c.format(**vars_) if "{" in c and not c.startswith("[") else c for c in cmd]
-        wall, c, kib, stdout = run([*(prefix or []), *cmd], env, work / "rss.txt" if rss else None)
-        total += wall
-        cpu += c
-        peak = max(peak, kib)
+        # peak RSS needs GNU time: wait4's ru_maxrss would count the benchmark's own inherited pages
+        s = run([*(prefix or []), *cmd], env, gnu_time=rss, capture=True)
+        total += s.wall
+        cpu += s.cpu
+        peak = max(peak, s.rss_kib if rss else 0)
         if capture:
-            vars_[capture] = stdout.strip().splitlines()[-1]
+            vars_[capture] = s.stdout.strip().splitlines()[-1]
     if not (out / "index.json").is_file():
         raise SystemExit(f"{tool} produced no layout at {out}")
     return total, cpu, peak
@@ -168,8 +140,8 @@ def breakdown(env: dict[str, str], n: int) -> dict[str, float]:
     import json
     starts, versions, parts = [], [], []
     for _ in range(n):
-        starts.append(run([sys.executable, "-c", "pass"], env)[0])
-        versions.append(run([KILOBOX, "--version"], env)[0])
+        starts.append(run([sys.executable, "-c", "pass"], env, capture=True).wall)
+        versions.append(run([KILOBOX, "--version"], env, capture=True).wall)
         parts.append(json.loads(subprocess.run([sys.executable, "-c", BREAKDOWN_SNIPPET], env=env, check=True,
                                                capture_output=True, text=True).stdout))
     out = {"python -c pass (whole process)": statistics.median(starts)}
@@ -205,39 +177,8 @@ def make_binary(work: Path) -> Path:
     return compile_sources("c", [src], Target.from_platform(Platform.host()))
 
 
-def version(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
-    except (OSError, IndexError):
-        return "?"
-
-
-def machine() -> str:
-    cpu = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    load = os.getloadavg()
-    return (f"{platform.platform()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
-            f"{version(['umoci', '--version'])}, {version(['buildah', '--version'])}; "
-            f"load average at start {load[0]:.1f}")
-
-
 def fmt(v: list[float]) -> str:
-    return f"{min(v) * 1000:.1f} / {statistics.median(v) * 1000:.1f} / {max(v) * 1000:.1f}"
-
-
-def write_section(text: str) -> None:
-    start, end = f"<!-- bench:{NAME} -->", f"<!-- /bench:{NAME} -->"
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in doc and end in doc:
-        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(doc)
+    return span(v, 1000, ".1f")
 
 
 def main() -> int:
@@ -246,13 +187,13 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--binary", type=Path, help="a static binary to package (default: a small C hello)")
     ap.add_argument("--tools", default="kilobox,umoci,buildah")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_output_args(ap)
     args = ap.parse_args()
     tools = args.tools.split(",")
     for t in tools[1:]:
         if not shutil.which(t):
             raise SystemExit(f"{t} is not installed (apt-get install -y {t})")
-    started = machine()
+    started = machine([python(), version(["umoci", "--version"]), version(["buildah", "--version"])])
     with tempfile.TemporaryDirectory(prefix="kb-bench-asm-") as tmp:
         work = Path(tmp)
         binary = (args.binary or make_binary(work)).resolve()
@@ -262,13 +203,9 @@ def main() -> int:
         samples: dict[str, list[float]] = {t: [] for t in tools}
         cpus: dict[str, list[float]] = {t: [] for t in tools}
         rss: dict[str, int] = {t: 0 for t in tools}
-        for _ in range(args.warmup):
-            for t in tools:
-                pipeline(t, binary, work, env)
-        for r in range(args.rounds):
-            order = tools[r % len(tools):] + tools[:r % len(tools)]
-            for t in order:
-                wall, cpu, _ = pipeline(t, binary, work, env)
+        for r, t in rounds(tools, args.rounds, args.warmup):
+            wall, cpu, _ = pipeline(t, binary, work, env)
+            if r >= 0:
                 samples[t].append(wall)
                 cpus[t].append(cpu)
         for t in tools:  # memory: one more, untimed run under GNU time
@@ -291,8 +228,8 @@ def main() -> int:
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     nproc = {"kilobox": 1, "umoci": 6, "buildah": 4}
     for t in tools:
-        ratio = statistics.median(s / k for s, k in zip(samples[t], base))
-        cratio = statistics.median(s / k for s, k in zip(cpus[t], cpus[tools[0]]))
+        ratio = pair_ratio(samples[t], base)
+        cratio = pair_ratio(cpus[t], cpus[tools[0]])
         lines.append(f"| {t} | {nproc.get(t, '?')} | {fmt(samples[t])} | {statistics.median(cpus[t]) * 1000:.1f} | "
                      f"{rss[t] / 1024:.1f} MiB | {'1.00' if t == tools[0] else f'{ratio:.2f}×'} | "
                      f"{'1.00' if t == tools[0] else f'{cratio:.2f}×'} |")
@@ -301,7 +238,7 @@ def main() -> int:
     lines.append("")
     for t, goal in goals.items():
         if t in samples:
-            ratio = statistics.median(s / k for s, k in zip(samples[t], base))
+            ratio = pair_ratio(samples[t], base)
             speed = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
             lines.append(f"- vs {t}: kilobox is {speed} (median of per-round wall-time ratios); goal ≥ {goal:g}× "
                          f"faster: {'met' if ratio >= goal else 'NOT met'}.")
@@ -333,11 +270,7 @@ def main() -> int:
                   "What a build imports beyond that (argparse's parser, pathlib, hashlib, json, tempfile, zlib, the "
                   "model and the write path) and the layout sink's syncs come on top, so the goals are out of reach "
                   "for a one-shot CPython process; as a library call (the reference rows) assembly is far below both."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote the {NAME} section of {DOC}")
+    publish(args, NAME, "\n".join(lines) + "\n")
     return 0
 
 

@@ -18,35 +18,22 @@ Results replace the ``audit_debian`` section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
+import _common
+from _common import KILOBOX, add_output_args, machine, publish, python, rotated, span
+
 NAME = "audit_debian"
-KILOBOX = str(Path(sys.executable).with_name("kilobox"))
-sys.path.insert(0, str(ROOT))
 
 
 def run(cmd: list[str]) -> tuple[float, float, int]:
-    """(wall s, cpu s, peak RSS bytes) of one process; its output is discarded."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
-    if p.stderr:
-        p.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {err[-500:]}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024
+    """(wall s, cpu s, peak RSS bytes) of one process (``wait4``); its output is discarded."""
+    s = _common.run(cmd)
+    return s.wall, s.cpu, s.rss_kib * 1024
 
 
 def one_pass(ref: str) -> tuple[float, int]:
@@ -64,40 +51,14 @@ def one_pass(ref: str) -> tuple[float, int]:
     return time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def machine() -> str:
-    cpu = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return (f"{platform.platform()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; "
-            f"load average at start {os.getloadavg()[0]:.1f}")
-
-
-def fmt(v: list[float], scale: float = 1.0, digits: int = 2) -> str:
-    return " / ".join(f"{x * scale:.{digits}f}" for x in (min(v), statistics.median(v), max(v)))
-
-
-def write_section(text: str) -> None:
-    start, end = f"<!-- bench:{NAME} -->", f"<!-- /bench:{NAME} -->"
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in doc and end in doc:
-        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(doc)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--layout", help="reuse an existing layout (oci DIR with tag nginx) instead of building one")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_output_args(ap)
     args = ap.parse_args()
     from tests.fixtures.debian import build_debian_layout, debian_rootfs_tar
-    load = machine()
+    load = machine([python()])
     work = Path(tempfile.mkdtemp(prefix="kilobox-bench-audit-"))
     try:
         layout = Path(args.layout) if args.layout else build_debian_layout(work / "fat", tarball=debian_rootfs_tar())[0]
@@ -121,9 +82,7 @@ def main() -> int:
         totals: list[float] = []
         cpu_totals: list[float] = []
         for r in range(args.rounds):
-            order = list(cmds) + list(comp_cmds)
-            order = order[r % len(order):] + order[:r % len(order)]
-            for name in order:
+            for name in rotated([*cmds, *comp_cmds], r):
                 res[name].append(run((cmds | comp_cmds)[name]))
             trio = ("audit --json", "inspect --files --json", "sbom spdx-json")
             totals.append(sum(res[k][-1][0] for k in trio))
@@ -148,11 +107,11 @@ def main() -> int:
         "| --- | ---: | ---: | ---: |",
     ]
     for name, xs in res.items():
-        lines.append(f"| {name} | {fmt([x[0] for x in xs])} | {statistics.median(x[1] for x in xs):.2f} | "
+        lines.append(f"| {name} | {span([x[0] for x in xs])} | {statistics.median(x[1] for x in xs):.2f} | "
                      f"{max(x[2] for x in xs) / 1048576:.0f} |")
-    lines.append(f"| **audit + inspect + sbom (spdx), 3 processes** | **{fmt(totals)}** | "
+    lines.append(f"| **audit + inspect + sbom (spdx), 3 processes** | **{span(totals)}** | "
                  f"**{statistics.median(cpu_totals):.2f}** | **{peak / 1048576:.0f}** |")
-    lines.append(f"| library: all four from one scan, warm process | {fmt([p[0] for p in passes])} | | "
+    lines.append(f"| library: all four from one scan, warm process | {span([p[0] for p in passes])} | | "
                  f"{max(p[1] for p in passes) / 1048576:.0f} |")
     lines.append("")
     ok_t, ok_m = statistics.median(totals) <= 5.0, peak <= 300 << 20
@@ -168,10 +127,7 @@ def main() -> int:
                      "machine cannot reach), so kilobox's figures stand alone.")
     if comp_cmds:
         lines.append("- competitors ran in the same rounds; see their rows.")
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section(text)
+    publish(args, NAME, "\n".join(lines))
     return 0
 
 

@@ -17,43 +17,27 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
+from _common import KILOBOX, ROOT, add_output_args, machine, publish, python, rounds, run, version
+
 NAME = "cold_start"
-KILOBOX = Path(sys.executable).with_name("kilobox")
 
 
-def version(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
-    except (OSError, IndexError):
-        return "?"
-
-
-def machine() -> str:
+def machine_info() -> str:
     from kilobox.run.runtimes import cgroup_mode
-    cpu = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return (f"{platform.platform()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
-            f"cgroups {cgroup_mode()}; {version(['crun', '--version'])}, {version(['runc', '--version'])}, "
-            f"{version(['podman', '--version'])}; load average at start {os.getloadavg()[0]:.1f}")
+    return machine([python(), f"cgroups {cgroup_mode()}"],
+                   [version(["crun", "--version"]), version(["runc", "--version"]), version(["podman", "--version"])])
 
 
 def build(example: str, out: Path) -> str:
     loc = f"oci:{out}:{example}"
-    subprocess.run([str(KILOBOX), "build", str(ROOT / "examples" / example), "-o", loc, "--platform",
+    subprocess.run([KILOBOX, "build", str(ROOT / "examples" / example), "-o", loc, "--platform",
                     "linux/amd64"], check=True, capture_output=True)
     return loc
 
@@ -70,26 +54,20 @@ def isolated_podman(base: Path) -> None:
 
 def breakdown(image: str, n: int) -> list[tuple[str, float, float]]:
     """Where a warm `kilobox run --rm hello` spends its time: whole processes, alternating, medians."""
-    import resource
     py = sys.executable
     rows = [
         ("python -c pass (the interpreter, site)", [py, "-c", "pass"]),
         ("python -c 'import re' (+ the `import re` of the pip-generated `kilobox` launcher)", [py, "-c", "import re"]),
-        ("kilobox --version (+ kilobox.cli)", [str(KILOBOX), "--version"]),
-        ("kilobox run --rm hello (+ the warm path and crun)", [str(KILOBOX), "run", "--rm", image]),
+        ("kilobox --version (+ kilobox.cli)", [KILOBOX, "--version"]),
+        ("kilobox run --rm hello (+ the warm path and crun)", [KILOBOX, "run", "--rm", image]),
     ]
     walls: dict[str, list[float]] = {name: [] for name, _ in rows}
     cpus: dict[str, list[float]] = {name: [] for name, _ in rows}
-    for r in range(n + 1):
-        for name, cmd in rows[r % len(rows):] + rows[:r % len(rows)]:
-            c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            t = time.perf_counter()
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-            dt = (time.perf_counter() - t) * 1000
-            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            if r:                                   # round 0 is the warm-up
-                walls[name].append(dt)
-                cpus[name].append((c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) * 1000)
+    for r, (name, cmd) in rounds(rows, n, warmup=1):
+        s = run(cmd)
+        if r >= 0:
+            walls[name].append(s.wall * 1000)
+            cpus[name].append(s.cpu * 1000)
     return [(name, statistics.median(walls[name]), statistics.median(cpus[name])) for name, _ in rows]
 
 
@@ -119,22 +97,11 @@ def goals_batch(st: dict) -> list[str]:
     return out
 
 
-def write_section(text: str) -> None:
-    start, end = f"<!-- bench:{NAME} -->", f"<!-- /bench:{NAME} -->"
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in doc and end in doc:
-        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(doc)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--vs", default="podman,crun,crun-plain,runc,exec")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_output_args(ap)
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("cold_start: needs root (kilobox run)", file=sys.stderr)
@@ -148,7 +115,7 @@ def main() -> int:
     os.environ["KILOBOX_STATE"] = str(work / "state")
     try:
         isolated_podman(work)
-        info = machine()
+        info = machine_info()
         hello, httpd = build("hello", work / "out"), build("httpd", work / "out")
         port = 18000 + os.getpid() % 1000
         vs = [v for v in args.vs.split(",") if v]
@@ -215,9 +182,7 @@ waits, and leaves with `os._exit`. crun is fast because kilobox hands it a secco
 profile at every start). On this hybrid host crun needs cgroup2 at /sys/fs/cgroup: kilobox bind-mounts the
 host's own cgroup2 hierarchy there in that namespace.
 """
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote the {NAME} section of {DOC}", file=sys.stderr)
+    publish(args, NAME, text, echo=False)
     return 0
 
 

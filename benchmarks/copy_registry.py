@@ -11,7 +11,7 @@ Scenarios (each command a fresh process, as a user runs it):
 The tools alternate (which one goes first flips every round); every
 measurement gets its own registry, so neither tool can mount blobs the
 other pushed (skopeo keeps a blob-location cache) and kilobox's store starts
-empty for pulls. Peak RSS comes from ``wait4`` (``ru_maxrss``) of the process.
+empty for pulls. Peak RSS comes from GNU time (``/usr/bin/time -f %M``) of the process.
 
     .venv/bin/python benchmarks/copy_registry.py [--rounds 9] [--big-rounds 3] [--big-mb 200] [--no-write]
 
@@ -24,7 +24,6 @@ import argparse
 import gzip
 import io
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -35,34 +34,18 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "src"))
+import _common
+from _common import KILOBOX, add_output_args, machine, publish, python, rotated, span, version
+from tests.fixtures.registry import start_registry
 
-from tests.fixtures.registry import start_registry  # noqa: E402
-
-KILOBOX = str(Path(sys.executable).with_name("kilobox"))
 SKOPEO = shutil.which("skopeo") or "skopeo"
-TIME = "/usr/bin/time"                  # GNU time (Debian package "time")
-DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "copy_registry"
 
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS in KiB) of one process; raises when it fails.
-
-    Peak RSS comes from ``/usr/bin/time -f %M``: ``ru_maxrss`` of a child forked from
-    this (large) process would count the pages it inherited before ``exec``.
-    """
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        t0 = time.perf_counter()
-        p = subprocess.run([TIME, "-f", "%M", "-o", tf.name, *cmd], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
-        wall = time.perf_counter() - t0
-        if p.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
-        rss = int(tf.read().split()[-1])
-    return wall, rss
+    """(wall seconds, peak RSS in KiB) of one process under GNU time; exits when it fails."""
+    s = _common.run(cmd, env, gnu_time=True)
+    return s.wall, s.rss_kib
 
 
 def make_layout(path: Path, tag: str, layers: int, size: int, seed: int) -> None:
@@ -133,10 +116,7 @@ def summarize(samples: dict[str, dict[str, list[tuple[float, int]]]], scenario: 
     krss = max(r for _, r in samples["kilobox"][scenario]) / 1024
     srss = max(r for _, r in samples["skopeo"][scenario]) / 1024
     ratio = statistics.median(k) / statistics.median(s)
-
-    def fmt(v: list[float]) -> str:
-        return f"{min(v)*1000:.0f} / {statistics.median(v)*1000:.0f} / {max(v)*1000:.0f}"
-    row = [scenario, fmt(k), fmt(s), f"{ratio:.2f}", f"{krss:.0f}", f"{srss:.0f}"]
+    row = [scenario, span(k, 1000, ".0f"), span(s, 1000, ".0f"), f"{ratio:.2f}", f"{krss:.0f}", f"{srss:.0f}"]
     if mb is not None:
         row.insert(4, f"{mb / statistics.median(k):.0f} / {mb / statistics.median(s):.0f}")
     return row
@@ -204,42 +184,14 @@ def pull_parts(big: Path, work: Path, rounds: int) -> list[tuple[str, float]]:
             ("registry -> store -> layout (the whole pull)", statistics.median(whole) * 1000)]
 
 
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    sk = subprocess.run([SKOPEO, "--version"], capture_output=True, text=True).stdout.strip()
-    reg = subprocess.run(["docker-registry", "--version"], capture_output=True, text=True).stdout.strip()
-    load = os.getloadavg()
-    return (f"{platform.platform()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
-            f"{sk}, {reg}; load average at start {load[0]:.1f}")
-
-
-def write_section(text: str) -> None:
-    start, end = f"<!-- bench:{NAME} -->", f"<!-- /bench:{NAME} -->"
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in doc and end in doc:
-        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(doc)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--big-rounds", type=int, default=3)
     ap.add_argument("--big-mb", type=int, default=200)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_output_args(ap)
     args = ap.parse_args()
-    started = machine()
+    started = machine([python(), version([SKOPEO, "--version"], ""), version(["docker-registry", "--version"], "")])
     work = Path(tempfile.mkdtemp(prefix="kb-bench-"))
     env = dict(os.environ)
     try:
@@ -252,12 +204,12 @@ def main() -> int:
         tools = ["kilobox", "skopeo"]
         samples: dict[str, dict[str, list[tuple[float, int]]]] = {t: {} for t in tools}
         for r in range(args.rounds):
-            for tool in (tools if r % 2 == 0 else tools[::-1]):
+            for tool in rotated(tools, r):
                 for k, v in one_round(tool, micro, "micro", work, env, again=True).items():
                     samples[tool].setdefault(f"micro {k}", []).append(v)
             print(f"micro round {r + 1}/{args.rounds}", file=sys.stderr)
         for r in range(args.big_rounds):
-            for tool in (tools if r % 2 == 0 else tools[::-1]):
+            for tool in rotated(tools, r):
                 for k, v in one_round(tool, big, "big", work, env, again=False).items():
                     samples[tool].setdefault(f"big {k}", []).append(v)
             print(f"big round {r + 1}/{args.big_rounds}", file=sys.stderr)
@@ -329,10 +281,7 @@ def main() -> int:
                   + ", ".join(f"{med('skopeo', k) * 1000:.0f} ms ({k})" for k in micro_keys)
                   + ". What kilobox adds on top is its imports (the rest of the table, json included), the "
                   "requests themselves and, for a pull, the files and fsyncs of a cold store and a new layout."]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section(text)
+    publish(args, NAME, "\n".join(lines))
     return 0
 
 

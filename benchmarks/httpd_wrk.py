@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import platform
 import re
 import shutil
 import socket
@@ -25,17 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from _common import ROOT, add_output_args, machine, pair_ratio, peak_rss_kib, publish, rounds, span, version
+from tests.helpers.tools import free_port
+
 NAME = "httpd_wrk"
-DOC = ROOT / "docs" / "benchmarks.md"
 WWW = ROOT / "examples" / "httpd" / "www"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 10) -> None:
@@ -102,61 +94,29 @@ def wrk(port: int, duration: int) -> tuple[float, int]:
     return rps, errors
 
 
-def peak_rss_kib(pid: int) -> int:
-    total = 0
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                total = int(line.split()[1])
-    return total
-
-
-def machine() -> str:
-    cpu = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.strip().splitlines()
-    return (f"{platform.platform()}, {os.cpu_count()} CPUs ({cpu}), {wrk_v[0] if wrk_v else 'wrk'}; "
-            f"load average at start {os.getloadavg()[0]:.1f}")
-
-
-def write_section(text: str) -> None:
-    start, end = f"<!-- bench:{NAME} -->", f"<!-- /bench:{NAME} -->"
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in doc and end in doc:
-        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(doc)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
-    ap.add_argument("--no-write", action="store_true", help="print, do not update docs/benchmarks.md")
+    add_output_args(ap)
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
-    mach = machine()
+    mach = machine([version(["wrk", "-v"], "wrk")])
     with tempfile.TemporaryDirectory(prefix="kb-wrk.") as tmp:
         servers = start_servers(Path(tmp))
         names = list(servers)
         results: dict[str, list[float]] = {n: [] for n in names}
         errors: dict[str, int] = {n: 0 for n in names}
         try:
-            for n in names:                                   # warm-up
-                wrk(servers[n][1], 1)
-            for r in range(args.rounds):
-                order = names[r % len(names):] + names[:r % len(names)]
-                for n in order:
-                    rps, err = wrk(servers[n][1], args.duration)
-                    results[n].append(rps)
-                    errors[n] += err
-                    print(f"round {r + 1}: {n:14} {rps:10.0f} req/s", file=sys.stderr, flush=True)
+            for r, n in rounds(names, args.rounds, warmup=1):
+                if r < 0:                                     # warm-up: 1 s each
+                    wrk(servers[n][1], 1)
+                    continue
+                rps, err = wrk(servers[n][1], args.duration)
+                results[n].append(rps)
+                errors[n] += err
+                print(f"round {r + 1}: {n:14} {rps:10.0f} req/s", file=sys.stderr, flush=True)
             rss = {n: peak_rss_kib(servers[n][0].pid) for n in names}
         finally:
             for p, _, _ in servers.values():
@@ -182,17 +142,14 @@ def main() -> int:
     ]
     for n in names:
         v = results[n]
-        ratio = statistics.median(b / x for b, x in zip(base, v)) if v and all(v) else float("nan")
-        lines.append(f"| {n} | {min(v):,.0f} / {statistics.median(v):,.0f} / {max(v):,.0f} | "
+        ratio = pair_ratio(base, v) if v and all(v) else float("nan")
+        lines.append(f"| {n} | {span(v, 1, ',.0f')} | "
                      f"{'1.00' if n == 'kilobox httpd' else f'{ratio:.2f}×'} | {rss[n]:,} KiB | {errors[n]} | "
                      f"{servers[n][2]} |")
     goal = statistics.median(base) >= 20000
     lines += ["", f"- Goal ≥ 20,000 req/s for the kilobox httpd: {'met' if goal else 'NOT met'} "
               f"(median {statistics.median(base):,.0f} req/s)."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        write_section(text)
+    publish(args, NAME, "\n".join(lines) + "\n")
     return 0
 
 

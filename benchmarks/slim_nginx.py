@@ -28,79 +28,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "src"))
+from _common import KILOBOX, add_output_args, machine, publish, python, rotated, run, span, version
 
-DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "slim_nginx"
-KILOBOX = str(Path(sys.executable).with_name("kilobox"))
-
-
-def machine() -> str:
-    cpu = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    tools = []
-    for cmd in (["strace", "-V"], ["crun", "--version"], ["runc", "--version"]):
-        try:
-            tools.append(subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0])
-        except (OSError, IndexError):
-            pass
-    return (f"{platform.platform()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; "
-            f"{', '.join(tools)}; load average at start {os.getloadavg()[0]:.1f}")
-
-
-def fmt(v: list[float], digits: int = 2) -> str:
-    return " / ".join(f"{x:.{digits}f}" for x in (min(v), statistics.median(v), max(v)))
 
 
 def slim_once(fat: str, port: int, out: Path, env: dict[str, str], audit: bool) -> tuple[float, dict]:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [KILOBOX, "slim", fat, "-o", f"oci:{out}:nginx", "--probe", f"http://127.0.0.1:{port}/",
            "--network", "host", "--tmpfs", "/tmp", "--json"] + ([] if audit else ["--no-audit"])
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise SystemExit(f"kilobox slim failed ({p.returncode}): {p.stderr[-2000:]}")
-    return wall, json.loads(p.stdout)
-
-
-def write_section(text: str) -> None:
-    start, end = f"<!-- bench:{NAME} -->", f"<!-- /bench:{NAME} -->"
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in doc and end in doc:
-        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(doc)
+    s = run(cmd, env, capture=True)
+    return s.wall, json.loads(s.stdout)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--cold-rounds", type=int, default=1)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_output_args(ap)
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (kilobox slim runs containers)")
     from tests.fixtures.slim import NGINX_CONFIG, make_fat_image, nginx_entries
     from tests.fixtures.debian import debian_rootfs_tar
     from tests.helpers.tools import free_port
-    load = machine()
+    load = machine([python()], [v for v in (version(["strace", "-V"], ""), version(["crun", "--version"], ""),
+                                            version(["runc", "--version"], "")) if v])
     work = Path(tempfile.mkdtemp(prefix="kilobox-bench-slim-"))
     try:
         port = free_port()
@@ -118,7 +77,7 @@ def main() -> int:
         phases: dict[str, list[float]] = {}
         report: dict = {}
         for r in range(args.rounds):
-            for audit in ((True, False) if r % 2 == 0 else (False, True)):
+            for audit in rotated((True, False), r):
                 wall, report_ = slim_once(fat, port, work / "out", env, audit=audit)
                 walls[audit].append(wall)
                 if audit:
@@ -147,9 +106,9 @@ def main() -> int:
         "",
         "| run | rounds | wall s min / median / max |",
         "| --- | ---: | ---: |",
-        f"| cold store (unpacks the fat image first) | {len(cold)} | {fmt(cold)} |",
-        f"| warm, with audit of both images (default) | {len(walls[True])} | {fmt(walls[True])} |",
-        f"| warm, `--no-audit` | {len(walls[False])} | {fmt(walls[False])} |",
+        f"| cold store (unpacks the fat image first) | {len(cold)} | {span(cold)} |",
+        f"| warm, with audit of both images (default) | {len(walls[True])} | {span(walls[True])} |",
+        f"| warm, `--no-audit` | {len(walls[False])} | {span(walls[False])} |",
         "",
         "| size | fat | slim | ratio |",
         "| --- | ---: | ---: | ---: |",
@@ -176,10 +135,7 @@ def main() -> int:
         "npm (the registries this machine reaches), so it could not be run here. Its README's headline is "
         "\"up to 30×\".",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section(text)
+    publish(args, NAME, "\n".join(lines))
     return 0
 
 
