@@ -1,6 +1,7 @@
-"""A small, bounded ELF reader for the audit: what an executable is and what it pulls in.
+"""The audit's ELF analysis: what an executable is and what it pulls in.
 
-It reads only what the audit needs, from any object with ``pread(offset, n)``:
+The format is read by :mod:`kilobox.elf`; this module takes what the audit needs, from any object
+with ``size`` and ``pread(offset, n)``:
 class, machine, type, ``PT_INTERP``, ``DT_NEEDED`` / ``DT_RUNPATH``, section names,
 Go build info (``\\xff Go buildinf:``) and Rust ``cargo auditable`` data (``.dep-v0``).
 Every offset and count read from the file is checked against the file size and against
@@ -14,9 +15,12 @@ import json
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable
 
-ELF_MAGIC = b"\x7fELF"
+from ..elf import (DT_NEEDED, DT_RPATH, DT_RUNPATH, MAGIC, PT_DYNAMIC, PT_INTERP, PT_LOAD, ElfError, ElfFile,
+                   Header, Readable)
+
+ELF_MAGIC = MAGIC
 GO_BUILDINFO_MAGIC = b"\xff Go buildinf:"
 
 _MAX_PHDRS = 512
@@ -28,16 +32,10 @@ _MAX_RUST_ZLIB = 8 << 20
 _MAX_GO_MODINFO = 4 << 20
 
 #: sections that hold the strings program signatures are made of
-_STRING_SECTIONS = {b".rodata", b".dynstr", b".data", b".data.rel.ro", b".rdata", b".strtab"}
+_STRING_SECTIONS = {".rodata", ".dynstr", ".data", ".data.rel.ro", ".rdata", ".strtab"}
 
 MACHINES = {3: "386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm", 62: "amd64",
             183: "arm64", 243: "riscv64", 258: "loong64"}
-
-
-class Readable(Protocol):
-    size: int
-
-    def pread(self, offset: int, n: int) -> bytes: ...
 
 
 @dataclass
@@ -89,43 +87,22 @@ def header_info(head: bytes) -> tuple[int, str, str, bool] | None:
     """(bits, machine, etype, has_interp_in_head) from the first bytes, or None when not ELF."""
     if len(head) < 52 or not head.startswith(ELF_MAGIC):
         return None
-    cls, data = head[4], head[5]
-    if cls not in (1, 2) or data not in (1, 2):
-        return None
-    e = "<" if data == 1 else ">"
-    etype, machine = struct.unpack_from(e + "HH", head, 16)
-    has_interp = False
     try:
-        phoff, phentsize, phnum = _ph_geometry(head, cls, e)
-        for i in range(min(phnum, _MAX_PHDRS)):
-            off = phoff + i * phentsize
-            if off + 4 > len(head):
-                break
-            if struct.unpack_from(e + "I", head, off)[0] == 3:
-                has_interp = True
-    except struct.error:
-        pass
-    return (32 if cls == 1 else 64, MACHINES.get(machine, str(machine)), _etype(etype), has_interp)
+        h = Header(head.ljust(64, b"\0"), 64, "<head>")
+    except ElfError:
+        return None
+    has_interp = False
+    for i in range(min(h.phnum, _MAX_PHDRS)):
+        off = h.phoff + i * h.phentsize
+        if off + 4 > len(head):
+            break
+        if struct.unpack_from(h.bo + "I", head, off)[0] == PT_INTERP:
+            has_interp = True
+    return (h.bits, MACHINES.get(h.machine, str(h.machine)), _etype(h.etype), has_interp)
 
 
 def _etype(v: int) -> str:
     return {1: "rel", 2: "exec", 3: "dyn", 4: "core"}.get(v, "?")
-
-
-def _ph_geometry(head: bytes, cls: int, e: str) -> tuple[int, int, int]:
-    if cls == 2:
-        phoff = struct.unpack_from(e + "Q", head, 32)[0]
-        phentsize, phnum = struct.unpack_from(e + "HH", head, 54)
-    else:
-        phoff = struct.unpack_from(e + "I", head, 28)[0]
-        phentsize, phnum = struct.unpack_from(e + "HH", head, 42)
-    return phoff, phentsize, phnum
-
-
-def _cstr(r: Readable, off: int, limit: int = _MAX_STR) -> str:
-    if off < 0 or off >= r.size:
-        return ""
-    return r.pread(off, limit).split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 def parse_elf(r: Readable, go_offset: int = -1) -> ElfFacts:
@@ -137,118 +114,76 @@ def parse_elf(r: Readable, go_offset: int = -1) -> ElfFacts:
         f.truncated = True
         return f
     f.bits, f.machine, f.etype, _ = info
-    cls, e = head[4], "<" if head[5] == 1 else ">"
+    elf: ElfFile | None = None
     try:
-        _parse_segments(r, f, head, cls, e)
-        _parse_sections(r, f, head, cls, e)
-    except (struct.error, ValueError, IndexError):
+        elf = ElfFile(r, "<elf>")
+        _parse_segments(elf, f)
+        _parse_sections(elf, f)
+    except (ElfError, struct.error, ValueError, IndexError):
         f.truncated = True
     if go_offset >= 0:
         try:
-            _parse_go(r, f, go_offset, e)
+            _parse_go(r, f, go_offset, elf.vaddr_to_offset if elf is not None else lambda _v: None)
         except (struct.error, ValueError, IndexError):
             f.truncated = True
     return f
 
 
-def _parse_segments(r: Readable, f: ElfFacts, head: bytes, cls: int, e: str) -> None:
-    phoff, phentsize, phnum = _ph_geometry(head, cls, e)
-    if phnum == 0 or phentsize < (56 if cls == 2 else 32) or phnum > _MAX_PHDRS:
+def _parse_segments(elf: ElfFile, f: ElfFacts) -> None:
+    h = elf.header
+    if h.phnum == 0 or h.phentsize < (56 if elf.bits == 64 else 32) or h.phnum > _MAX_PHDRS:
         return
-    raw = r.pread(phoff, phnum * phentsize)
-    if len(raw) < phnum * phentsize:
+    try:
+        segments = elf.segments(exact=False, max_count=_MAX_PHDRS)
+    except ElfError:
         f.truncated = True
         return
-    loads: list[tuple[int, int, int]] = []
+    f.loads = [(s.vaddr, s.offset, s.filesz) for s in segments if s.type == PT_LOAD]
     dyn = None
-    for i in range(phnum):
-        o = i * phentsize
-        if cls == 2:
-            ptype, _flags, off, vaddr, _pa, filesz = struct.unpack_from(e + "IIQQQQ", raw, o)
-        else:
-            ptype, off, vaddr, _pa, filesz = struct.unpack_from(e + "IIIII", raw, o)
-        if ptype == 1:
-            loads.append((vaddr, off, filesz))
-        elif ptype == 3:
-            f.interp = _cstr(r, off, min(filesz, _MAX_STR))
-        elif ptype == 2:
-            dyn = (off, filesz)
-    f.loads = loads
+    for s in segments:
+        if s.type == PT_INTERP:
+            f.interp = elf.string(s.offset, min(s.filesz, _MAX_STR))
+        elif s.type == PT_DYNAMIC:
+            dyn = (s.offset, s.filesz)
     if dyn is None:
         return
-    off, size = dyn
-    entsize = 16 if cls == 2 else 8
-    data = r.pread(off, min(size, _MAX_DYN * entsize))
-    fmt = e + ("qQ" if cls == 2 else "iI")
-    needed, runpath = [], []
-    strtab = None
-    for i in range(len(data) // entsize):
-        tag, val = struct.unpack_from(fmt, data, i * entsize)
-        if tag == 0:
-            break
-        if tag == 1 and len(needed) < _MAX_NEEDED:
-            needed.append(val)
-        elif tag in (15, 29):       # DT_RPATH, DT_RUNPATH
-            runpath.append(val)
-        elif tag == 5:
-            strtab = val
-        elif tag == 0x6FFFFFFB and val & 0x08000000:  # DT_FLAGS_1 & DF_1_PIE
-            f.pie = True
+    d = elf.dynamic(*dyn, strict=False, max_tags=_MAX_DYN)
+    f.pie = d.pie
+    strtab = d.strtab
     if strtab is None:
         return
-    base = _vaddr_to_offset(loads, strtab)
+    base = elf.vaddr_to_offset(strtab)
     if base is None:
         f.truncated = True
         return
-    f.needed = [n for n in (_cstr(r, base + v, 256) for v in needed) if n]
-    for v in runpath:
-        f.runpath.extend(p for p in _cstr(r, base + v).split(":") if p)
+    f.needed = [n for n in (elf.string(base + v, 256) for v in d.values(DT_NEEDED)[:_MAX_NEEDED]) if n]
+    for v in d.values(DT_RPATH, DT_RUNPATH):
+        f.runpath.extend(p for p in elf.string(base + v).split(":") if p)
 
 
-def _vaddr_to_offset(loads: list[tuple[int, int, int]], vaddr: int) -> int | None:
-    for va, off, sz in loads:
-        if va <= vaddr < va + sz:
-            return vaddr - va + off
-    return None
-
-
-def _parse_sections(r: Readable, f: ElfFacts, head: bytes, cls: int, e: str) -> None:
-    if cls == 2:
-        shoff = struct.unpack_from(e + "Q", head, 40)[0]
-        shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", head, 58)
-    else:
-        shoff = struct.unpack_from(e + "I", head, 32)[0]
-        shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", head, 46)
-    if not shoff or not shnum or shnum > _MAX_SHDRS or shentsize < (64 if cls == 2 else 40):
+def _parse_sections(elf: ElfFile, f: ElfFacts) -> None:
+    h = elf.header
+    shoff, shentsize, shnum, shstrndx = h.shoff, h.shentsize, h.shnum, h.shstrndx
+    if not shoff or not shnum or shnum > _MAX_SHDRS or shentsize < (64 if elf.bits == 64 else 40):
         return
-    if shoff + shnum * shentsize > r.size or shstrndx >= shnum:
+    if shoff + shnum * shentsize > elf.size or shstrndx >= shnum:
         f.truncated = True
         return
-    raw = r.pread(shoff, shnum * shentsize)
+    sections = elf.sections(exact=False, max_count=_MAX_SHDRS)
     f.sections = True
-
-    def sec(i: int) -> tuple[int, int, int]:
-        o = i * shentsize
-        if cls == 2:
-            name, _t, _fl, _a, off, size = struct.unpack_from(e + "IIQQQQ", raw, o)
-        else:
-            name, _t, _fl, _a, off, size = struct.unpack_from(e + "IIIIII", raw, o)
-        return name, off, size
-
-    _n, stroff, strsize = sec(shstrndx)
-    if stroff + strsize > r.size:
+    strtab = sections[shstrndx]
+    if strtab.offset + strtab.size > elf.size:
         f.truncated = True
         return
-    names = r.pread(stroff, min(strsize, 1 << 20))
-    for i in range(shnum):
-        name_off, off, size = sec(i)
-        if name_off >= len(names):
+    names_size = min(strtab.size, 1 << 20)
+    for sec in sections:
+        if sec.name >= names_size:
             continue
-        name = names[name_off:names.find(b"\0", name_off)]
-        if name in _STRING_SECTIONS and 0 < size and off + size <= r.size:
-            f.string_regions.append((off, size))
-        if name == b".dep-v0" and 0 < size <= _MAX_RUST_ZLIB and off + size <= r.size:
-            f.rust_deps = _rust_deps(r.pread(off, size))
+        name = elf.section_name(sec.name)
+        if name in _STRING_SECTIONS and 0 < sec.size and sec.offset + sec.size <= elf.size:
+            f.string_regions.append((sec.offset, sec.size))
+        if name == ".dep-v0" and 0 < sec.size <= _MAX_RUST_ZLIB and sec.offset + sec.size <= elf.size:
+            f.rust_deps = _rust_deps(elf.section_data(sec, _MAX_RUST_ZLIB))
 
 
 def _rust_deps(blob: bytes) -> list[dict]:
@@ -284,7 +219,7 @@ def _uvarint(b: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
-def _parse_go(r: Readable, f: ElfFacts, off: int, e: str) -> None:
+def _parse_go(r: Readable, f: ElfFacts, off: int, v2o: "Callable[[int], int | None]") -> None:
     hdr = r.pread(off, 32)
     if len(hdr) < 32 or not hdr.startswith(GO_BUILDINFO_MAGIC):
         return
@@ -301,17 +236,16 @@ def _parse_go(r: Readable, f: ElfFacts, off: int, e: str) -> None:
             return
         be = ">" if flags & 1 else "<"
         fmt = be + ("Q" if ptrsize == 8 else "I")
-        loads = f.loads
 
         def gostr(ptr_addr: int) -> bytes:
-            o = _vaddr_to_offset(loads, ptr_addr)
+            o = v2o(ptr_addr)
             if o is None:
                 return b""
             hdr2 = r.pread(o, 2 * ptrsize)
             if len(hdr2) < 2 * ptrsize:
                 return b""
             p, ln = struct.unpack_from(fmt, hdr2, 0)[0], struct.unpack_from(fmt, hdr2, ptrsize)[0]
-            so = _vaddr_to_offset(loads, p)
+            so = v2o(p)
             return b"" if so is None or ln > _MAX_GO_MODINFO else r.pread(so, ln)
 
         f.go_version = gostr(struct.unpack_from(fmt, hdr, 16)[0]).decode("utf-8", "replace")[:64]

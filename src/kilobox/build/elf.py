@@ -9,17 +9,17 @@ stripped or not) and :func:`check_binary` refuses what cannot run in an empty im
 
 An unstripped binary is accepted with a warning saying how many bytes stripping would save.
 
-The headers are read with :mod:`struct` from the file's bytes (no pyelftools on this path:
+The headers are read by :mod:`kilobox.elf` (the one ELF reader; no pyelftools on this path:
 importing it costs more than a whole build). Every table is bounds-checked against the
-file size before it is walked, every count is capped, and any parsing failure becomes a
-:class:`BuildError`. :func:`check_bytes` / :func:`inspect_bytes` work on bytes already in
-memory, so a build reads each binary once.
+file size before it is walked, every count is capped, and any parsing failure (an
+:class:`~kilobox.elf.ElfError`) becomes a :class:`BuildError`. :func:`check_bytes` /
+:func:`inspect_bytes` work on bytes already in memory, so a build reads each binary once.
 """
 
 from __future__ import annotations
 
-import struct
-
+from ..elf import (DT_NEEDED, MACHINES, MAGIC, PT_DYNAMIC, PT_INTERP, SHT_NOBITS, TYPES, ElfError,
+                   ElfFile)
 from ..errors import BuildError
 from ._record import Record
 
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
     from ..oci import Platform
 
-_MAX_SECTIONS = 4096
-_MAX_SEGMENTS = 1024
-_MAX_DYN_TAGS = 8192
 _MAX_STR = 4096
 _MAX_NEEDED = 256
 
@@ -51,15 +48,6 @@ ARCHES: dict[str, tuple[str, int, str]] = {
     "loong64": ("EM_LOONGARCH", 64, "little"),
 }
 
-#: e_machine number -> name (the names pyelftools and the ELF spec use)
-MACHINES: dict[int, str] = {
-    2: "EM_SPARC", 3: "EM_386", 4: "EM_68K", 8: "EM_MIPS", 18: "EM_SPARC32PLUS", 20: "EM_PPC",
-    21: "EM_PPC64", 22: "EM_S390", 40: "EM_ARM", 43: "EM_SPARCV9", 50: "EM_IA_64", 62: "EM_X86_64",
-    183: "EM_AARCH64", 243: "EM_RISCV", 247: "EM_BPF", 258: "EM_LOONGARCH",
-}
-_TYPES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE", 0xFF00: "ET_LOPROC",
-          0xFFFF: "ET_HIPROC"}
-
 # e_machine -> readable name (for messages)
 _MACHINE_NAMES = {"EM_X86_64": "x86-64", "EM_AARCH64": "aarch64", "EM_ARM": "arm", "EM_RISCV": "riscv",
                   "EM_386": "i386", "EM_PPC64": "ppc64", "EM_S390": "s390", "EM_MIPS": "mips",
@@ -67,9 +55,6 @@ _MACHINE_NAMES = {"EM_X86_64": "x86-64", "EM_AARCH64": "aarch64", "EM_ARM": "arm
 _STRIPPABLE_PREFIXES = (".debug", ".zdebug")
 _STRIPPABLE = {".symtab", ".strtab", ".comment"}
 
-_PT_LOAD, _PT_DYNAMIC, _PT_INTERP = 1, 2, 3
-_SHT_NOBITS = 8
-_DT_NULL, _DT_NEEDED, _DT_STRTAB = 0, 1, 5
 _CORRUPT = "the file is truncated or corrupt"
 
 
@@ -200,133 +185,36 @@ def _not_elf(p: str, magic: bytes) -> "NoReturn":
                      hint="kilobox packages compiled Linux executables (static ELF)")
 
 
-class _Elf:
-    """The parsed headers of one ELF file (bounds already checked)."""
-
-    __slots__ = ("data", "size", "bits", "little", "bo", "etype", "machine", "phoff", "phnum", "shoff",
-                 "shnum", "shstrndx", "segments", "sections")
-
-    def __init__(self, data: bytes, p: str) -> None:
-        self.data = data
-        self.size = size = len(data)
-        if size < 4 or data[:4] != b"\x7fELF":
-            _not_elf(p, data[:4])
-        if size < 52:
-            raise BuildError(f"{p} is a truncated ELF file ({size} bytes)", hint=_CORRUPT)
-        ei_class, ei_data = data[4], data[5]
-        if ei_class not in (1, 2) or ei_data not in (1, 2):
-            raise BuildError(f"{p} has an invalid ELF identification (class {ei_class}, data {ei_data})",
-                             hint="the file is corrupt")
-        self.bits = 64 if ei_class == 2 else 32
-        self.little = ei_data == 1
-        self.bo = bo = "<" if self.little else ">"
-        self.etype, self.machine = struct.unpack_from(bo + "HH", data, 16)
-        if self.bits == 64:
-            if size < 64:
-                raise BuildError(f"{p} is a truncated ELF file ({size} bytes)", hint=_CORRUPT)
-            phoff, shoff = struct.unpack_from(bo + "QQ", data, 32)
-            phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHHHH", data, 54)
-            want_ph, want_sh = 56, 64
-        else:
-            phoff, shoff = struct.unpack_from(bo + "II", data, 28)
-            phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHHHH", data, 42)
-            want_ph, want_sh = 32, 40
-        if phnum:
-            if phentsize != want_ph or phnum > _MAX_SEGMENTS or phoff + phnum * phentsize > size:
-                raise BuildError(f"{p} has an invalid program header table ({phnum} entries at offset {phoff})",
-                                 hint=_CORRUPT)
-        if shoff:
-            if shentsize != want_sh or shnum > _MAX_SECTIONS or shoff + max(shnum, 1) * shentsize > size:
-                raise BuildError(f"{p} has an invalid section header table ({shnum} entries at offset {shoff})",
-                                 hint=_CORRUPT)
-            if shnum and shstrndx >= shnum and shstrndx != 0xFFFF:
-                raise BuildError(f"{p} has an invalid section name table index {shstrndx}",
-                                 hint="the file is corrupt")
-        else:
-            shnum = 0
-        self.phoff, self.phnum, self.shoff, self.shnum, self.shstrndx = phoff, phnum, shoff, shnum, shstrndx
-        # (p_type, p_offset, p_vaddr, p_filesz) of every program header
-        if self.bits == 64:
-            seg = struct.Struct(bo + "I4xQQ8xQ16x")  # type [flags] offset vaddr [paddr] filesz [memsz align]
-        else:
-            seg = struct.Struct(bo + "III4xI12x")   # type offset vaddr [paddr] filesz [memsz flags align]
-        self.segments = [seg.unpack_from(data, phoff + i * want_ph) for i in range(phnum)]
-        self.sections = self._sections(p, want_sh) if shoff else []
-
-    def _sections(self, p: str, entsize: int) -> list[tuple[int, int, int, int]]:
-        """(sh_name, sh_type, sh_offset, sh_size) of every section header, extended numbering resolved."""
-        data, bo, shoff = self.data, self.bo, self.shoff
-        if self.bits == 64:
-            sh = struct.Struct(bo + "II16xQQII16x")   # name type [flags addr] offset size link info [align entsize]
-        else:
-            sh = struct.Struct(bo + "II8xIIII8x")
-        first = sh.unpack_from(data, shoff)
-        count = self.shnum
-        if count == 0:  # extended numbering: the count lives in section 0's sh_size
-            count = first[3]
-            if count > _MAX_SECTIONS or shoff + count * entsize > self.size:
-                raise BuildError(f"{p} has too many segments or sections", hint="the file is corrupt")
-        strndx = self.shstrndx
-        if strndx == 0xFFFF:  # SHN_XINDEX: the index lives in section 0's sh_link
-            strndx = first[4]
-        if count and strndx >= count:
-            raise BuildError(f"{p} has an invalid section name table index {strndx}", hint="the file is corrupt")
-        self.shnum, self.shstrndx = count, strndx
-        return [sh.unpack_from(data, shoff + i * entsize)[:4] for i in range(count)]
-
-    def section_name(self, name_offset: int) -> str:
-        """A section's name from the section name table (unreadable names are empty)."""
-        if not self.sections:
-            return ""
-        start = self.sections[self.shstrndx][2] + name_offset
-        if start >= self.size:
-            return ""
-        end = self.data.find(b"\0", start, start + _MAX_STR)
-        if end < 0:
-            return ""
-        return self.data[start:end].decode("utf-8", errors="replace")
-
-    def cstr(self, offset: int, limit: int) -> str:
-        """A NUL-terminated string at *offset*, at most *limit* bytes; :class:`BuildError` outside the file."""
-        if offset < 0 or offset >= self.size:
-            raise BuildError(f"string at offset {offset} lies outside the file", hint="the file is corrupt")
-        raw = self.data[offset:offset + max(0, min(limit, _MAX_STR))]
-        return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-
-    def vaddr_to_offset(self, vaddr: int) -> int | None:
-        for ptype, off, va, filesz in self.segments:
-            if ptype == _PT_LOAD and va <= vaddr < va + filesz:
-                return vaddr - va + off
-        return None
-
-
 def _inspect(data: bytes, p: str) -> ElfInfo:
-    elf = _Elf(data, p)
+    if data[:4] != MAGIC:
+        _not_elf(p, data[:4])
+    try:
+        elf = ElfFile(data, p)
+        elf.segments()
+        elf.sections()
+    except ElfError as e:
+        raise BuildError(e.message, hint=e.hint) from None
     size = elf.size
-    etype = _TYPES.get(elf.etype, str(elf.etype))
+    etype = TYPES.get(elf.header.etype, str(elf.header.etype))
     if etype not in ("ET_EXEC", "ET_DYN"):
         raise BuildError(f"{p} is an ELF {etype} file, not an executable",
                          hint="link it into an executable")
-    interp: str | None = None
-    dyn: tuple[int, int] | None = None
-    for ptype, off, _vaddr, filesz in elf.segments:
-        if ptype == _PT_INTERP:
-            interp = elf.cstr(off, min(filesz, _MAX_STR)) or "(empty)"
-        elif ptype == _PT_DYNAMIC:
-            dyn = (off, filesz)
-    needed = _needed(elf, *dyn) if dyn is not None else []
+    try:
+        interp, needed = _linking(elf)
+    except ElfError as e:
+        raise BuildError(e.message, hint=e.hint) from None
 
     strippable = 0
     has_symbols = False
-    for name_off, sh_type, _off, sh_size in elf.sections:
-        name = elf.section_name(name_off)
+    for sec in elf.sections():
+        name = elf.section_name(sec.name)
         if name in _STRIPPABLE or name.startswith(_STRIPPABLE_PREFIXES):
             if name != ".comment":
                 has_symbols = True
-            if sh_type != _SHT_NOBITS:
-                strippable += min(sh_size, size)
+            if sec.type != SHT_NOBITS:
+                strippable += min(sec.size, size)
     stripped = not has_symbols
-    info = ElfInfo(path=p, machine=machine_name(elf.machine), bits=elf.bits,
+    info = ElfInfo(path=p, machine=machine_name(elf.header.machine), bits=elf.bits,
                    endian="little" if elf.little else "big", type=etype,
                    static=interp is None and not needed, stripped=stripped, size=size,
                    strippable_bytes=strippable if not stripped else 0, interp=interp, needed=needed)
@@ -337,33 +225,30 @@ def _inspect(data: bytes, p: str) -> ElfInfo:
     return info
 
 
-def _needed(elf: _Elf, dyn_off: int, dyn_size: int) -> list[str]:
-    """DT_NEEDED names, read directly from the PT_DYNAMIC segment (bounded)."""
-    if dyn_off + dyn_size > elf.size:
-        raise BuildError("the dynamic segment lies outside the file", hint="the file is corrupt")
-    entsize = 16 if elf.bits == 64 else 8
-    ent = struct.Struct(elf.bo + ("qQ" if elf.bits == 64 else "iI"))
-    count = min(dyn_size, _MAX_DYN_TAGS * entsize) // entsize
-    needed_offsets: list[int] = []
-    strtab_addr = None
-    for i in range(count):
-        tag, val = ent.unpack_from(elf.data, dyn_off + i * entsize)
-        if tag == _DT_NULL:
-            break
-        if tag == _DT_NEEDED:
-            needed_offsets.append(val)
-        elif tag == _DT_STRTAB:  # a virtual address
-            strtab_addr = val
-    if not needed_offsets:
-        return []
+def _linking(elf: ElfFile) -> tuple[str | None, list[str]]:
+    """(PT_INTERP, DT_NEEDED names); a DT_NEEDED without a mapped DT_STRTAB is named by its number."""
+    interp: str | None = None
+    dyn: tuple[int, int] | None = None
+    for ptype, off, _vaddr, filesz in elf.segments():
+        if ptype == PT_INTERP:
+            interp = elf.string(off, min(filesz, _MAX_STR), strict=True) or "(empty)"
+        elif ptype == PT_DYNAMIC:
+            dyn = (off, filesz)
+    if dyn is None:
+        return interp, []
+    d = elf.dynamic(*dyn)
+    offsets = d.values(DT_NEEDED)
+    if not offsets:
+        return interp, []
+    strtab_addr = d.strtab
     strtab_off = elf.vaddr_to_offset(strtab_addr) if strtab_addr is not None else None
-    names = []
-    for off in needed_offsets[:_MAX_NEEDED]:
+    names: list[str] = []
+    for off in offsets[:_MAX_NEEDED]:
         if strtab_off is None:
             names.append(f"<library #{len(names) + 1}>")
             continue
-        names.append(elf.cstr(strtab_off + off, 256))
-    return names
+        names.append(elf.string(strtab_off + off, 256, strict=True))
+    return interp, names
 
 
 __all__ = ["ElfInfo", "check_binary", "check_bytes", "inspect_binary", "inspect_bytes", "read_binary",

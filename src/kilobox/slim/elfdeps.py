@@ -11,10 +11,11 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..elf import (DT_NEEDED, DT_RPATH, DT_RUNPATH, MACHINES, MAGIC, MAX_STR, PT_DYNAMIC, PT_INTERP, ElfError,
+                   ElfFile, FileSource)
 from . import rootpath
 
 _DEFAULT_DIRS = ["/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib"]
@@ -38,105 +39,61 @@ class ElfDeps:
     runpath: list[str] = field(default_factory=list)
 
 
-_EM = {62: "EM_X86_64", 183: "EM_AARCH64", 40: "EM_ARM", 3: "EM_386", 243: "EM_RISCV", 21: "EM_PPC64", 22: "EM_S390"}
 _MAX_PHDRS = 512
 _MAX_DYN = 8192
-_MAX_STR = 4096
 
 
 def read_elf(path: Path) -> ElfDeps | None:
     """The dependency info of *path*, or None when it is not a (readable) ELF file.
 
-    A small bounded reader (program headers and the dynamic segment only): every offset and count
-    is checked against the file; a malformed file yields an empty :class:`ElfDeps`, never an error.
+    A small bounded read through :mod:`kilobox.elf` (program headers and the dynamic segment only):
+    every offset and count is checked against the file; a malformed file yields an empty (or partial)
+    :class:`ElfDeps`, never an error.
     """
     try:
         with open(path, "rb") as f:
-            head = f.read(64)
-            if not head.startswith(b"\x7fELF"):
+            head = f.read(4)
+            if head != MAGIC:
                 return None
             try:
-                return _parse(f, head, os.fstat(f.fileno()).st_size)
-            except (struct.error, ValueError, OverflowError, OSError):
+                return _parse(FileSource(f, os.fstat(f.fileno()).st_size))
+            except (ElfError, OSError):
                 return ElfDeps()
     except OSError:
         return None
 
 
-def _pread(f, off: int, n: int, size: int) -> bytes:  # noqa: ANN001
-    if off < 0 or n < 0 or off >= size:
-        return b""
-    f.seek(off)
-    return f.read(min(n, size - off))
-
-
-def _cstr(f, off: int, size: int) -> str:  # noqa: ANN001
-    return _pread(f, off, _MAX_STR, size).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-
-def _parse(f, head: bytes, size: int) -> ElfDeps:  # noqa: ANN001
-    if len(head) < 52 or head[4] not in (1, 2) or head[5] not in (1, 2):
-        return ElfDeps()
-    cls, e = head[4], "<" if head[5] == 1 else ">"
-    machine = struct.unpack_from(e + "H", head, 18)[0]
-    info = ElfDeps(machine=_EM.get(machine, str(machine)), bits=64 if cls == 2 else 32)
-    if cls == 2:
-        phoff = struct.unpack_from(e + "Q", head, 32)[0]
-        phentsize, phnum = struct.unpack_from(e + "HH", head, 54)
-    else:
-        phoff = struct.unpack_from(e + "I", head, 28)[0]
-        phentsize, phnum = struct.unpack_from(e + "HH", head, 42)
-    if phnum == 0 or phnum > _MAX_PHDRS or phentsize < (56 if cls == 2 else 32):
+def _parse(src: FileSource) -> ElfDeps:
+    elf = ElfFile(src, "<elf>")              # ElfError (-> empty ElfDeps) for a bad or short header
+    info = ElfDeps(machine=MACHINES.get(elf.header.machine, str(elf.header.machine)), bits=elf.bits)
+    try:
+        segments = elf.segments(exact=False, max_count=_MAX_PHDRS)
+    except ElfError:
         return info
-    raw = _pread(f, phoff, phnum * phentsize, size)
-    if len(raw) < phnum * phentsize:
-        return info
-    loads: list[tuple[int, int, int]] = []
     dyn = None
-    for i in range(phnum):
-        o = i * phentsize
-        if cls == 2:
-            ptype, _flags, off, vaddr, _pa, filesz = struct.unpack_from(e + "IIQQQQ", raw, o)
-        else:
-            ptype, off, vaddr, _pa, filesz = struct.unpack_from(e + "IIIII", raw, o)
-        if ptype == 1:
-            loads.append((vaddr, off, filesz))
-        elif ptype == 3:
-            raw_interp = _pread(f, off, min(filesz, _MAX_STR), size).split(b"\0", 1)[0]
-            info.interp = raw_interp.decode("utf-8", "surrogateescape")
-        elif ptype == 2:
+    for ptype, off, _vaddr, filesz in segments:
+        if ptype == PT_INTERP:
+            info.interp = elf.string(off, min(filesz, MAX_STR), errors="surrogateescape")
+        elif ptype == PT_DYNAMIC:
             dyn = (off, filesz)
     if dyn is None:
         return info
-    entsize = 16 if cls == 2 else 8
-    data = _pread(f, dyn[0], min(dyn[1], _MAX_DYN * entsize), size)
-    fmt = e + ("qQ" if cls == 2 else "iI")
-    needed: list[int] = []
-    rpath: list[int] = []
-    runpath: list[int] = []
-    strtab = None
-    for i in range(len(data) // entsize):
-        tag, val = struct.unpack_from(fmt, data, i * entsize)
-        if tag == 0:
-            break
-        if tag == 1:
-            needed.append(val)
-        elif tag == 15:
-            rpath.append(val)
-        elif tag == 29:
-            runpath.append(val)
-        elif tag == 5:
-            strtab = val
+    d = elf.dynamic(*dyn, strict=False, max_tags=_MAX_DYN)
+    strtab = d.strtab
     if strtab is None:
         return info
-    base = next((off + strtab - va for va, off, sz in loads if va <= strtab < va + sz), None)
+    base = elf.vaddr_to_offset(strtab)
     if base is None:
         return info
-    info.needed = [n for n in (_cstr(f, base + v, size) for v in needed[:512]) if n and "\0" not in n]
-    for v in rpath[:64]:
-        info.rpath.extend(p for p in _cstr(f, base + v, size).split(":") if p)
-    for v in runpath[:64]:
-        info.runpath.extend(p for p in _cstr(f, base + v, size).split(":") if p)
+
+    def s(v: int) -> str:
+        return elf.string(base + v, errors="surrogateescape")
+
+    info.needed = [n for n in (s(v) for v in d.values(DT_NEEDED)[:512]) if n and "\0" not in n]
+    for v in d.values(DT_RPATH)[:64]:
+        info.rpath.extend(p for p in s(v).split(":") if p)
+    for v in d.values(DT_RUNPATH)[:64]:
+        info.runpath.extend(p for p in s(v).split(":") if p)
     return info
 
 
