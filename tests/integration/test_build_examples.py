@@ -14,6 +14,7 @@ from kilobox.build.config import load_config
 from kilobox.build.elf import check_binary
 from tests.fixtures.toolchain import run_binary, runner
 from tests.helpers.podman import GLOBAL_FLAGS, isolated_podman
+from tests.helpers.tools import kilobox
 from tests.helpers.schemas import validate_image_doc, validate_layout_dir
 from tests.helpers.tools import kilobox, need
 
@@ -95,16 +96,21 @@ def test_entrypoint_binary_matches_each_platform(built, name: str, tmp_path: Pat
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_podman_runs_amd64_variant(built, name: str) -> None:
+def test_podman_runs_amd64_variant(built, name: str, tmp_path) -> None:
     out, _ = built(name)
+    # podman names an `oci:PATH` image after PATH, which breaks on upper-case temp dirs:
+    # hand it the amd64 image as a docker-archive with a name of our choosing instead
+    archive = tmp_path / "img.tar"
+    kilobox("copy", "--platform", "linux/amd64", f"oci:{out}:{name}", f"docker-archive:{archive}:kb-{name}:test")
     with isolated_podman() as podman:
+        image = podman.load(archive)[0]
         if name in OUTPUT:
-            p = podman.run(f"oci:{out}:{name}")
+            p = podman.run(image)
             assert p.stdout.encode() == OUTPUT[name]
             return
         # a service: it must start, keep running, and stop cleanly on SIGTERM
         cid = podman("run", "-d", "--runtime", "runc", "--network", "none", "--ulimit", "nofile=1024:1024",
-                     "--ulimit", "nproc=1024:1024", f"oci:{out}:{name}").stdout.strip()
+                     "--ulimit", "nproc=1024:1024", image).stdout.strip()
         time.sleep(1.5)
         state = json.loads(podman("inspect", cid).stdout)[0]["State"]
         assert state["Running"], (state, podman("logs", cid, check=False).stderr)
