@@ -47,6 +47,11 @@ COMMANDS: dict[str, str] = {
     "slim": "slim_cmd",
 }
 
+#: commands whose module offers ``fast_main(argv) -> int | None``: it handles the common
+#: case without building an argparse parser, and returns None to fall back to the full parser
+#: (warm ``kilobox run``: the cold-start path; ``kilobox copy SRC DST``: the micro-copy path)
+FAST_PATHS = ("run", "copy")
+
 #: exception family → exit code (first match wins; order from specific to general)
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (E.PolicyViolation, 1),
@@ -157,14 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     only = next((a for a in argv if not a.startswith("-")), None)
     only = only if only in COMMANDS else None
     try:
-        if argv[:1] == ["run"]:  # warm `kilobox run`: skip argparse when a cached bundle exists
-            from .run_cmd import fast_main
-            rc = fast_main(argv)
-            if rc is not None:
-                return rc
-        if argv[:1] == ["copy"]:  # `kilobox copy SRC DST [common flags]`: no argparse
-            from .copy_cmd import fast_main as copy_fast
-            rc = copy_fast(argv)
+        if argv and argv[0] in FAST_PATHS:  # the common case of a hot command, without argparse
+            rc = _load(argv[0]).fast_main(argv)
             if rc is not None:
                 if as_program:
                     _exit_now(rc)
