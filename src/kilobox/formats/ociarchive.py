@@ -213,33 +213,16 @@ def _dir_lock(path: Path) -> Iterator[None]:
 
 def write_layout_tar(layout_dir: Path, out: BinaryIO) -> None:
     """Write *layout_dir* as a deterministic tar (sorted, mtime 0, uid/gid 0, fixed modes)."""
-    names: list[tuple[str, Path | None]] = []
+    from ..layers import Entry, write_layer
+    entries: list[Entry] = []
     for dirpath, dirs, files in os.walk(layout_dir):
-        dirs.sort()
         rel = os.path.relpath(dirpath, layout_dir)
-        if rel != ".":
-            names.append((rel.replace(os.sep, "/"), None))
-        for f in files:
-            if f.startswith("."):
-                continue                                # temp files
-            p = Path(dirpath) / f
-            names.append(((Path(rel) / f).as_posix() if rel != "." else f, p))
-    names.sort(key=lambda x: x[0])
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, p in names:
-            info = tarfile.TarInfo(name)
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if p is None:
-                info.type = tarfile.DIRTYPE
-                info.mode = 0o755
-                tf.addfile(info)
-            else:
-                info.mode = 0o644
-                info.size = p.stat().st_size
-                with open(p, "rb") as f:
-                    tf.addfile(info, f)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        if prefix:
+            entries.append(Entry(prefix[:-1], "dir", mode=0o755))
+        entries.extend(Entry(prefix + f, "file", mode=0o644, source=Path(dirpath) / f)
+                       for f in files if not f.startswith("."))   # dot files: temp files
+    write_layer(entries, out, compression="", epoch=0)
 
 
 class OciArchiveSink(Sink):
