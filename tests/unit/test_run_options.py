@@ -85,7 +85,7 @@ def test_record_type_behaves_as_namedtuple():
     from collections import namedtuple
 
     from kilobox.run.ns import Mounts
-    from kilobox.run.options import record_type
+    from kilobox._record import record_type
     R = record_type("R", "a b c", (2, 3))
     N = namedtuple("N", "a b c", defaults=(2, 3))
     for args, kw in [((1,), {}), ((1, 5), {}), ((), {"a": 1, "c": 9}), ((1, 2, 3), {}), ((1,), {"b": None})]:

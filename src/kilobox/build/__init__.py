@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._record import Record
+from .._record import Record
 
 TYPE_CHECKING = False  # typing stays unimported at run time (see _record.py for why that matters)
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import BuildError
 from ..oci import Descriptor, Digest, ImageConfig, Index, Manifest, Platform
-from ._record import FrozenRecord, Record
+from .._record import FrozenRecord, Record
 from .config import ProjectConfig
 
 TYPE_CHECKING = False

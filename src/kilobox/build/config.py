@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import BuildError
 from ..oci.platform import Platform
-from ._record import FrozenRecord
+from .._record import FrozenRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

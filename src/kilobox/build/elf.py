@@ -21,7 +21,7 @@ from __future__ import annotations
 from ..elf import (DT_NEEDED, MACHINES, MAGIC, PT_DYNAMIC, PT_INTERP, SHT_NOBITS, TYPES, ElfError,
                    ElfFile)
 from ..errors import BuildError
-from ._record import Record
+from .._record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

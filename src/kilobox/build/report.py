@@ -13,7 +13,7 @@ Rendering is pure (a string, or rich renderables built on demand); only the CLI 
 
 from __future__ import annotations
 
-from ._record import Record
+from .._record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

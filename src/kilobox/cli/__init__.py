@@ -34,6 +34,8 @@ COMMANDS: dict[str, str] = {
     "unpack": "unpack_cmd",
     "tags": "tags_cmd",
     "prune": "prune_cmd",
+    "login": "login_cmd",
+    "logout": "logout_cmd",
     "run": "run_cmd",
     "ps": "ps_cmd",
     "logs": "logs_cmd",

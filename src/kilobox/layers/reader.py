@@ -6,11 +6,18 @@ constant memory. Every member name is normalised (no leading ``/`` or ``./``,
 claims more data than the stream holds raises :class:`LayerError`; sparse
 files and multi-volume archives are refused. A compressed stream (gzip/zstd
 magic) is decompressed transparently, bounded like :func:`open_decompressed`.
+
+:func:`index_tar` runs the same parser over an uncompressed tar *file* (an
+oci-archive, a docker-archive) without reading member data: it seeks over
+it, and each :class:`Member` records ``data_offset``; names that are
+absolute or contain ``..`` are refused there.
 """
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Iterator
+import os
+import stat
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ..errors import LayerError
 from ._paths import OPAQUE, WHITEOUT_PREFIX, clean
@@ -30,6 +37,8 @@ _HINT = "the layer is corrupt or hostile; do not use it"
 class _Buf:
     """Exact reads and skips over a stream with a large buffer; tracks the offset."""
 
+    chunk = CHUNK
+
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.buf = b""
@@ -47,7 +56,7 @@ class _Buf:
         need = n - avail
         self.buf, self.pos = b"", 0
         while need > 0:
-            chunk = self.raw.read(max(need, CHUNK) if need < CHUNK else need)
+            chunk = self.raw.read(self.chunk if need < self.chunk else need)
             if not chunk:
                 break
             if len(chunk) > need:
@@ -83,18 +92,42 @@ class _Buf:
             pass
 
 
+class _SeekBuf(_Buf):
+    """A :class:`_Buf` over a regular file of *size* bytes: skips seek, reads are small."""
+
+    chunk = 1 << 16
+
+    def __init__(self, raw: Any, size: int) -> None:
+        super().__init__(raw)
+        self.size = size
+
+    def skip(self, n: int) -> int:
+        done = min(len(self.buf) - self.pos, n)
+        self.pos += done
+        if done < n:
+            here = self.raw.tell()
+            step = max(0, min(n - done, self.size - here))
+            self.raw.seek(here + step)
+            done += step
+        self.offset += done
+        return done
+
+    def drain(self) -> None:
+        self.buf, self.pos = b"", 0       # a file has no digest or trailer to check
+
+
 class Member:
     """One tar entry. Its content (``read``/``open``) is only readable while it is the current member."""
 
     __slots__ = ("name", "kind", "size", "mode", "uid", "gid", "linkname", "mtime", "pax", "xattrs",
-                 "devmajor", "devminor", "offset", "_it", "_left", "_gen", "_where")
+                 "devmajor", "devminor", "offset", "data_offset", "_it", "_left", "_gen", "_where")
 
     def __init__(self, name: str, kind: str, size: int, mode: int, uid: int, gid: int, linkname: str,
                  mtime: int, pax: dict[str, str], xattrs: dict[str, bytes], devmajor: int, devminor: int,
-                 offset: int, _it: Any = None, _gen: int = 0, _where: str = "layer") -> None:
+                 offset: int, _it: Any = None, _gen: int = 0, _where: str = "layer", data_offset: int = 0) -> None:
         self.name, self.kind, self.size, self.mode, self.uid, self.gid = name, kind, size, mode, uid, gid
         self.linkname, self.mtime, self.pax, self.xattrs = linkname, mtime, pax, xattrs
-        self.devmajor, self.devminor, self.offset = devmajor, devminor, offset
+        self.devmajor, self.devminor, self.offset, self.data_offset = devmajor, devminor, offset, data_offset
         self._it, self._left, self._gen, self._where = _it, size, _gen, _where
 
     def __repr__(self) -> str:
@@ -198,11 +231,20 @@ def _parse_pax(data: bytes, where: str) -> dict[str, bytes]:
     return out
 
 
+def _clean_strict(name: str, where: str = "archive") -> str:
+    """:func:`clean`, but an absolute name or any ``..`` is refused (outer archives)."""
+    if name.startswith("/") or ".." in name.split("/"):
+        raise LayerError(f"{where}: entry {name[:80]!r} escapes the archive (absolute or '..')", hint=_HINT)
+    return clean(name, where)
+
+
 class _Iter:
-    def __init__(self, stream: Any, where: str) -> None:
-        self.buf = _Buf(stream)
+    def __init__(self, stream: Any, where: str, buf: _Buf | None = None,
+                 clean_name: Callable[..., str] = clean) -> None:
+        self.buf = _Buf(stream) if buf is None else buf
         self.where = where
         self.gen = 0
+        self.clean = clean_name
 
     def truncated(self, m: Member) -> LayerError:
         return LayerError(f"{self.where}: entry {m.name!r}: header says {m.size} bytes but the stream ends early "
@@ -326,7 +368,7 @@ class _Iter:
             if len(name) > _MAX_NAME or len(link) > _MAX_NAME:
                 raise LayerError(f"{where} at byte {hdr_off}: entry name or link target longer than "
                                  f"{_MAX_NAME} bytes (PATH_MAX)", hint=_HINT)
-            path = clean(raw_name, where=where)
+            path = self.clean(raw_name, where=where)
             linkname = link.decode("utf-8", "surrogateescape")
             if "\0" in linkname:
                 raise LayerError(f"{where}: entry {path!r}: link target contains a NUL byte", hint=_HINT)
@@ -341,7 +383,7 @@ class _Iter:
                 raise LayerError(f"{where}: entry {path!r}: invalid device number", hint=_HINT)
             m = Member(path, kind, size if has_data else 0, _num(block[100:108], where) & 0o7777, uid, gid, linkname,
                        mtime, strpax, xattrs, _num(block[329:337], where) if dev else 0,
-                       _num(block[337:345], where) if dev else 0, hdr_off, self, self.gen, where)
+                       _num(block[337:345], where) if dev else 0, hdr_off, self, self.gen, where, buf.offset)
             yield m
             self.gen += 1
             if m._left:
@@ -367,3 +409,22 @@ def iter_layer(tar_stream: BinaryIO, *, name: str = "layer", limit: int | None =
     if sniff(head):
         stream = open_decompressed(stream, "", limit=limit, what=name)
     return iter(_Iter(stream, name))
+
+
+def index_tar(fileobj: BinaryIO, *, name: str = "archive") -> Iterator[Member]:
+    """The members of the uncompressed tar *fileobj*, without reading their data.
+
+    Same parser and limits as :func:`iter_layer`, with ``data_offset`` telling
+    where each member's content starts (counted from the position *fileobj*
+    is at). On a seekable regular file member data is skipped with ``seek``,
+    so only headers are read. A name that is absolute or contains ``..`` is
+    refused (:class:`LayerError`), not normalised. Compressed input is not
+    decompressed (it fails as "not a tar").
+    """
+    buf: _Buf | None = None
+    try:
+        if stat.S_ISREG(os.fstat(fileobj.fileno()).st_mode) and fileobj.seekable():
+            buf = _SeekBuf(fileobj, os.fstat(fileobj.fileno()).st_size)
+    except (AttributeError, OSError, ValueError):
+        pass                                   # not a file: stream it
+    return iter(_Iter(fileobj, name, buf, _clean_strict))

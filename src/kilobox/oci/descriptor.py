@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._record import FrozenRecord
 from ..errors import ManifestError
 from .digest import Digest
 from .platform import Platform
@@ -21,7 +22,7 @@ def _str_map(value: Any, where: str) -> dict[str, str]:
     return dict(value)
 
 
-class Descriptor:
+class Descriptor(FrozenRecord):
     """A typed, sized, digested reference to content (immutable).
 
     Equality and hash cover media type, digest, size, platform, artifact type and
@@ -41,38 +42,12 @@ class Descriptor:
     def __init__(self, media_type: str, digest: Digest, size: int, annotations: dict[str, str] | None = None,
                  platform: Platform | None = None, artifact_type: str = "", urls: tuple[str, ...] = (),
                  data: bytes | None = None) -> None:
-        s = object.__setattr__
-        s(self, "media_type", media_type)
-        s(self, "digest", digest)
-        s(self, "size", size)
-        s(self, "annotations", {} if annotations is None else annotations)
-        s(self, "platform", platform)
-        s(self, "artifact_type", artifact_type)
-        s(self, "urls", urls)
-        s(self, "data", data)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of Descriptor")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of Descriptor")
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (Descriptor, tuple(getattr(self, k) for k in _FIELDS))
+        self._set(media_type=media_type, digest=digest, size=size,
+                  annotations={} if annotations is None else annotations, platform=platform,
+                  artifact_type=artifact_type, urls=urls, data=data)
 
     def _key(self) -> tuple[object, ...]:
         return (self.media_type, self.digest, self.size, self.platform, self.artifact_type, self.urls)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not Descriptor:
-            return NotImplemented
-        return self._key() == other._key()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return "Descriptor(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in _FIELDS) + ")"
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "descriptor") -> "Descriptor":

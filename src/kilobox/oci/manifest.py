@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from .._record import FrozenRecord
 from ..errors import ManifestError
 from . import mediatypes as mt
 from .descriptor import Descriptor
@@ -22,40 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
-
-class _Frozen:
-    """Value semantics over ``__slots__`` for the parsed documents below (immutable;
-    equality and hash over every field, as a frozen dataclass; a dict field makes
-    the hash fail, as it did)."""
-
-    __slots__ = ()
-
-    def _set(self, **values: object) -> None:
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of {type(self).__name__}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of {type(self).__name__}")
-
-    def _key(self) -> tuple[object, ...]:
-        return tuple(getattr(self, k) for k in self.__slots__)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), self._key())
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._key() == other._key()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -88,7 +55,7 @@ def sniff_media_type(raw_obj: dict[str, Any]) -> str:
     raise ManifestError("cannot tell whether this JSON is a manifest or an index (no mediaType)")
 
 
-class Manifest(_Frozen):
+class Manifest(FrozenRecord):
     """An image manifest (OCI or Docker schema 2)."""
 
     __slots__ = ("raw", "media_type", "config", "layers", "annotations", "subject", "artifact_type")
@@ -155,7 +122,7 @@ class Manifest(_Frozen):
         return Descriptor(self.media_type, self.digest, len(self.raw), **kw)
 
 
-class Index(_Frozen):
+class Index(FrozenRecord):
     """An image index (OCI) or manifest list (Docker)."""
 
     __slots__ = ("raw", "media_type", "manifests", "annotations")
@@ -215,7 +182,7 @@ class Index(_Frozen):
                        hint="choose one with --platform")
 
 
-class ImageConfig(_Frozen):
+class ImageConfig(FrozenRecord):
     """An image configuration (OCI config.md / Docker image JSON).
 
     ``obj`` is the whole parsed JSON (unknown fields kept); the properties read it.

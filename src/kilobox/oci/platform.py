@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .._record import FrozenRecord
 from ..errors import UsageError
 
 TYPE_CHECKING = False
@@ -15,7 +16,7 @@ _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armh
 _DEFAULT_VARIANT = {"arm64": "v8"}
 
 
-class Platform:
+class Platform(FrozenRecord):
     """An OCI platform (immutable, hashable). ``Platform.parse("linux/arm/v7")``."""
 
     __slots__ = ("os", "architecture", "variant", "os_version", "os_features")
@@ -27,36 +28,7 @@ class Platform:
 
     def __init__(self, os: str, architecture: str, variant: str = "", os_version: str = "",  # noqa: A002
                  os_features: tuple[str, ...] = ()) -> None:
-        s = object.__setattr__
-        s(self, "os", os)
-        s(self, "architecture", architecture)
-        s(self, "variant", variant)
-        s(self, "os_version", os_version)
-        s(self, "os_features", os_features)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of Platform")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of Platform")
-
-    def _key(self) -> tuple[object, ...]:
-        return (self.os, self.architecture, self.variant, self.os_version, self.os_features)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (Platform, self._key())
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not Platform:
-            return NotImplemented
-        return self._key() == other._key()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (f"Platform(os={self.os!r}, architecture={self.architecture!r}, variant={self.variant!r}, "
-                f"os_version={self.os_version!r}, os_features={self.os_features!r})")
+        self._set(os=os, architecture=architecture, variant=variant, os_version=os_version, os_features=os_features)
 
     @classmethod
     def parse(cls, text: str) -> "Platform":

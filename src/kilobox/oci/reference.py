@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from .._record import FrozenRecord
 from ..errors import ReferenceError_
 from .digest import Digest
 
@@ -81,7 +82,7 @@ def _short(text: str, n: int = 80) -> str:
     return repr(text) if len(text) <= n else repr(text[:n]) + "…"
 
 
-class Reference:
+class Reference(FrozenRecord):
     """A parsed registry reference (immutable, hashable)."""
 
     __slots__ = ("registry", "repository", "tag", "digest")
@@ -91,35 +92,7 @@ class Reference:
     digest: Digest | None
 
     def __init__(self, registry: str, repository: str, tag: str = "", digest: Digest | None = None) -> None:
-        s = object.__setattr__
-        s(self, "registry", registry)
-        s(self, "repository", repository)
-        s(self, "tag", tag)
-        s(self, "digest", digest)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of Reference")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of Reference")
-
-    def _key(self) -> tuple[object, ...]:
-        return (self.registry, self.repository, self.tag, self.digest)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (Reference, self._key())
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not Reference:
-            return NotImplemented
-        return self._key() == other._key()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (f"Reference(registry={self.registry!r}, repository={self.repository!r}, tag={self.tag!r}, "
-                f"digest={self.digest!r})")
+        self._set(registry=registry, repository=repository, tag=tag, digest=digest)
 
     @classmethod
     def parse(cls, text: str) -> "Reference":

@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 
 from ..errors import RunError, UsageError
-from .options import RunOptions, make_options, record_type
+from .._record import record_type
+from .options import RunOptions, make_options
 
 
 #: name: the container's name (None for a foreground --rm run) · exit_code: foreground: the

@@ -6,9 +6,7 @@ a cached bundle before anything else is loaded.
 
 from __future__ import annotations
 
-import sys
-from _operator import itemgetter  # builtin (operator.py and collections cost ~2 ms to import)
-
+from .._record import record_type
 from ..errors import UsageError
 
 #: bump when the generated runtime config changes shape (invalidates cached bundles)
@@ -38,56 +36,6 @@ def _is_env_key(text: str) -> bool:
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def record_type(typename: str, field_names: str | tuple[str, ...], defaults: tuple[object, ...] = ()) -> type:
-    """:func:`collections.namedtuple`, the parts kilobox.run uses (positional/keyword construction,
-    defaults, attribute access, ``_fields``, ``_asdict``, ``_replace``, repr, equality, pickling) —
-    without importing :mod:`collections` (the warm ``kilobox run`` path has no other use for it)."""
-    fields = tuple(field_names.split() if isinstance(field_names, str) else field_names)
-    index = {f: i for i, f in enumerate(fields)}
-    first_default = len(fields) - len(defaults)
-    missing = object()
-
-    def __new__(cls, *args, **kwargs):  # noqa: ANN001, ANN202, N807
-        if len(args) > len(fields):
-            raise TypeError(f"{typename}() takes {len(fields)} arguments, {len(args)} given")
-        values = list(args) + [missing] * (len(fields) - len(args))
-        for k, v in kwargs.items():
-            i = index.get(k)
-            if i is None:
-                raise TypeError(f"{typename}() got an unexpected keyword argument {k!r}")
-            if i < len(args):
-                raise TypeError(f"{typename}() got multiple values for argument {k!r}")
-            values[i] = v
-        for i in range(len(args), len(fields)):
-            if values[i] is missing:
-                if i < first_default:
-                    raise TypeError(f"{typename}() missing argument {fields[i]!r}")
-                values[i] = defaults[i - first_default]
-        return tuple.__new__(cls, values)
-
-    def __repr__(self) -> str:  # noqa: N807
-        return f"{type(self).__name__}({', '.join(f'{f}={v!r}' for f, v in zip(fields, self))})"
-
-    def _asdict(self) -> dict[str, object]:
-        return dict(zip(fields, self))
-
-    def _replace(self, **kwargs: object) -> object:
-        return type(self)(**{**dict(zip(fields, self)), **kwargs})
-
-    def __getnewargs__(self) -> tuple[object, ...]:  # noqa: N807
-        return tuple(self)
-
-    ns: dict[str, object] = {
-        "__slots__": (), "__doc__": f"{typename}({', '.join(fields)})", "__new__": __new__,
-        "__repr__": __repr__, "__getnewargs__": __getnewargs__, "_asdict": _asdict, "_replace": _replace,
-        "_fields": fields, "_field_defaults": dict(zip(fields[first_default:], defaults)),
-        "__module__": sys._getframe(1).f_globals.get("__name__", __name__),
-    }
-    for i, f in enumerate(fields):
-        ns[f] = property(itemgetter(i), doc=f"field {i}: {f}")
-    return type(typename, (tuple,), ns)
 
 
 _FIELDS = ("user", "read_write", "cap_add", "env", "entrypoint", "args", "workdir", "network", "tmpfs",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from ..errors import RunError, ToolMissing
-from .options import record_type
+from .._record import record_type
 
 PREFERENCE = ("crun", "runc", "youki")
 PACKAGES = {"crun": "crun", "runc": "runc", "youki": "youki"}
