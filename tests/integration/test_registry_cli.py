@@ -22,7 +22,8 @@ def out_layout(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {"KILOBOX_CACHE": str(tmp_path / "store"), "DOCKER_CONFIG": str(tmp_path / "no-docker")}
+    return {"KILOBOX_CACHE": str(tmp_path / "store"), "DOCKER_CONFIG": str(tmp_path / "no-docker"),
+            "XDG_RUNTIME_DIR": str(tmp_path / "no-run"), "XDG_CONFIG_HOME": str(tmp_path / "no-config")}
 
 
 def test_push_pull_digest_tags(registry, out_layout: Path, tmp_path: Path, env: dict[str, str]) -> None:

@@ -84,10 +84,12 @@ def test_bad_auth_field(tmp_path: Path, auth: str) -> None:
         lookup("r.io", _cfg(tmp_path, {"auths": {"r.io": {"auth": auth}}}))
 
 
-def test_odd_types_are_ignored(tmp_path: Path) -> None:
-    opts = _cfg(tmp_path, {"auths": {"r.io": "x", "s.io": {"auth": 5}}, "credHelpers": [], "credsStore": 7})
-    assert lookup("r.io", opts) is None
-    assert lookup("s.io", opts) is None
+@pytest.mark.parametrize("obj", [{"auths": {"r.io": "x"}}, {"auths": {"s.io": {"auth": 5}}}, {"credHelpers": []},
+                                 {"credsStore": 7}])
+def test_odd_types_are_errors(tmp_path: Path, obj: dict) -> None:
+    """Wrong types are a broken file (as for skopeo and docker), not silently anonymous."""
+    with pytest.raises(AuthError, match="config.json"):
+        lookup("r.io", _cfg(tmp_path, obj))
 
 
 def test_creds_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

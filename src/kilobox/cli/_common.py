@@ -15,7 +15,10 @@ def add_registry_options(p: argparse.ArgumentParser) -> None:
                    help="use plain http for this registry (repeatable; localhost is always plain http)")
     p.add_argument("--username", "-u", help="registry user name")
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
-    p.add_argument("--authfile", help="docker config.json with credentials (default ~/.docker/config.json)")
+    p.add_argument("--authfile", metavar="FILE",
+                   help="credentials file, containers auth.json or Docker config.json (default: the first that has "
+                        "them of $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, "
+                        "~/.config/containers/auth.json, ~/.docker/config.json)")
 
 
 def add_platform_option(p: argparse.ArgumentParser, help: str = "platform to select from an index, e.g. linux/arm64") -> None:

@@ -147,6 +147,15 @@ def _atoms(scopes: Iterable[str]) -> frozenset[tuple[str, str, str]]:
     return frozenset(out)
 
 
+def _repository_of(scopes: Iterable[str]) -> str:
+    """``repository:a/b:pull`` -> ``a/b`` (the first repository scope), else ''."""
+    for sc in scopes:
+        typ, _, rest = sc.partition(":")
+        if typ == "repository":
+            return rest.rpartition(":")[0]
+    return ""
+
+
 def basic_header(user: str, password: str) -> str:
     import binascii
     return "Basic " + binascii.b2a_base64(f"{user}:{password}".encode(), newline=False).decode()
@@ -160,7 +169,7 @@ class Authenticator:
         self.opts = opts
         self.challenge: Challenge | None = None
         self.probed = False
-        self._creds: "Credentials | None | bool" = False     # False: not looked up yet
+        self._creds: "dict[str, Credentials | None]" = {}    # repository -> credentials (looked up once)
         self._tokens: list[tuple[frozenset[tuple[str, str, str]], str, float]] = []
         self._sent_basic = False
         #: how many token requests were made (tests check the cache)
@@ -168,11 +177,14 @@ class Authenticator:
         self._lock = _thread.RLock()      # prefetch threads share the tokens
 
     # -- credentials ---------------------------------------------------------------
-    def credentials(self) -> "Credentials | None":
-        if self._creds is False:
+    def credentials(self, scopes: tuple[str, ...] = ()) -> "Credentials | None":
+        """The credentials for the repository of the first ``repository:`` scope (auth files may
+        hold per-namespace keys), or for the registry as a whole."""
+        repo = _repository_of(scopes)
+        if repo not in self._creds:
             from .credentials import lookup
-            self._creds = lookup(self.client.registry, self.opts)
-        return self._creds  # type: ignore[return-value]
+            self._creds[repo] = lookup(self.client.registry, self.opts, repo)
+        return self._creds[repo]
 
     # -- the request path ------------------------------------------------------------
     def probe(self) -> None:
@@ -209,7 +221,7 @@ class Authenticator:
         if ch is None:
             return {}
         if ch.scheme == "basic":
-            creds = self.credentials()
+            creds = self.credentials(scopes)
             if creds is None:
                 return {}
             self._sent_basic = True
@@ -229,7 +241,7 @@ class Authenticator:
         if ch.scheme == "basic":
             first = self.challenge is None or self.challenge.scheme != "basic" or not self._sent_basic
             self.challenge = ch
-            return first and self.credentials() is not None
+            return first and self.credentials(scopes) is not None
         want = tuple(dict.fromkeys(scopes + ch.scopes))
         failed = _atoms(scopes)
         self._tokens = [t for t in self._tokens if not failed <= t[0]]   # they were refused
@@ -259,7 +271,7 @@ class Authenticator:
         query += [("scope", s) for s in scopes]
         url = realm + (("&" if query_s else "?") + urls.urlencode(query) if query else "")
         headers: dict[str, str] = {}
-        creds = self.credentials()
+        creds = self.credentials(scopes)
         if creds is not None:
             headers["Authorization"] = basic_header(creds.username, creds.password)
         self.token_requests += 1
@@ -268,7 +280,7 @@ class Authenticator:
             resp = self.client.request("GET", url, headers=headers, ok=(200,), auth=False, what=what)
         except AuthError as e:
             e.hint = ("check the user name and password" if creds else
-                      "log in: --username and --password-stdin, or credentials in ~/.docker/config.json")
+                      "log in: kilobox login HOST, or --username and --password-stdin")
             raise
         body = resp.read_limited(MAX_TOKEN_RESPONSE, what)
         token, ttl = parse_token_response(body, f"{what} from {netloc}")

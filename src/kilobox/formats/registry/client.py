@@ -435,7 +435,7 @@ class RegistryClient:
         st = resp.status
         if st == 401:
             return AuthError(text, status=st, codes=codes,
-                             hint="log in: --username and --password-stdin, or credentials in ~/.docker/config.json")
+                             hint="log in: kilobox login HOST, or --username and --password-stdin")
         if st == 403:
             return AuthError(text, status=st, codes=codes, hint="these credentials may not access this repository")
         if st == 404:
@@ -451,8 +451,8 @@ _CLIENTS: dict[tuple[object, ...], RegistryClient] = {}
 
 def get_client(registry: str, api_host: str, opts: "Options") -> RegistryClient:
     """The process-wide client for a registry and a set of credentials (shares probe, tokens, connections)."""
-    from .credentials import config_file
-    key = (api_host, tuple(opts.insecure), opts.username, opts.password, config_file(opts))
+    from .credentials import auth_files
+    key = (api_host, tuple(opts.insecure), opts.username, opts.password, auth_files(opts))
     client = _CLIENTS.get(key)
     if client is None:
         client = _CLIENTS[key] = RegistryClient(registry, api_host, opts)
