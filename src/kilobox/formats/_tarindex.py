@@ -1,10 +1,15 @@
 """Read a tar file in place: member headers indexed once, data served by offset (``os.pread``).
 
-Nothing is extracted and member names are never trusted: a name that is absolute
-or climbs with ``..`` makes the whole archive invalid, duplicates are refused,
-symlinks are followed only to regular members inside the archive (at most
-``MAX_LINK_HOPS``), hardlinks, devices and sparse members are never served.
-Used by :mod:`kilobox.formats.dockerarchive`.
+One policy for every outer archive kilobox reads (docker-archive, oci-archive).
+The headers are parsed by kilobox's own bounded tar reader
+(:func:`kilobox.layers.reader.index_tar`: linear PAX parsing, checksums,
+1 MiB cap on extended headers, seeks over member data), never by Python's
+``tarfile``. Nothing is extracted and member names are never trusted: a name
+that is absolute or climbs with ``..``, or a non-directory member that
+appears twice, makes the whole archive invalid; sparse and multi-volume
+members too. Symlinks are followed only to regular members inside the
+archive (at most ``MAX_LINK_HOPS``); hardlinks and devices are never served.
+A compressed archive is refused with a hint to decompress it first.
 """
 
 from __future__ import annotations
@@ -13,18 +18,17 @@ import contextlib
 import io
 import os
 import posixpath
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import LayoutError, NotFound
+from ..errors import LayerError, LayoutError, NotFound
 from ..oci import MAX_MANIFEST_BYTES
 
 MAX_MEMBERS = 200_000
 MAX_LINK_HOPS = 8
 _MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
-_REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
+_HOSTILE = "the archive is hostile or damaged; do not use it"
 
 
 def clean_path(name: str, where: str) -> str:
@@ -32,8 +36,7 @@ def clean_path(name: str, where: str) -> str:
     if not isinstance(name, str) or not name or "\x00" in name:
         raise LayoutError(f"{where}: invalid path {str(name)[:80]!r}")
     if name.startswith("/") or ".." in name.split("/"):
-        raise LayoutError(f"{where}: path {name[:80]!r} escapes the archive",
-                          hint="the archive is hostile or damaged; do not use it")
+        raise LayoutError(f"{where}: path {name[:80]!r} escapes the archive", hint=_HOSTILE)
     norm = posixpath.normpath(name)
     if norm in (".", ""):
         raise LayoutError(f"{where}: invalid path {name[:80]!r}")
@@ -42,61 +45,57 @@ def clean_path(name: str, where: str) -> str:
 
 @dataclass(frozen=True)
 class Member:
-    """A tar member: where its data is, what it is."""
+    """A tar member: where its data is (``offset``), what it is (``kind``: file, dir, symlink, hardlink, …)."""
 
     name: str
     offset: int
     size: int
-    type: bytes
+    kind: str
     linkname: str = ""
 
 
 class TarIndex:
     """The member headers of a tar file, read once; data is served by offset (``os.pread``)."""
 
-    def __init__(self, path: Path, where: str) -> None:
+    def __init__(self, path: Path, where: str, *, what: str = "archive") -> None:
         self.where = where
         try:
-            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self._f = open(path, "rb", buffering=0)   # noqa: SIM115 - closed by close() (or GC)
         except FileNotFoundError:
             raise NotFound(f"{where}: {path} does not exist") from None
+        except IsADirectoryError:
+            raise LayoutError(f"{where}: {path} is a directory, not an {what}") from None
         except OSError as e:
             raise LayoutError(f"{where}: cannot open {path} ({e.strerror})") from None
+        self.fd = self._f.fileno()
         try:
-            self.members = self._scan(path)
+            self.members = self._scan()
         except BaseException:
-            os.close(self.fd)
+            self._f.close()
             raise
 
-    def _scan(self, path: Path) -> dict[str, Member]:
-        total = os.fstat(self.fd).st_size
-        head = os.pread(self.fd, 6, 0)
-        for magic, kind in _MAGIC.items():
-            if head.startswith(magic):
-                raise LayoutError(f"{self.where}: the archive is {kind}-compressed",
-                                  hint="decompress it first (e.g. gunzip), then read the .tar")
+    def _scan(self) -> dict[str, Member]:
+        from ..layers.reader import index_tar
+        kind = sniff_compression(os.pread(self.fd, 6, 0))
+        if kind:
+            raise LayoutError(f"{self.where}: the archive is {kind}-compressed",
+                              hint="decompress it first (e.g. gunzip), then read the uncompressed .tar")
         members: dict[str, Member] = {}
-        last = -1
         try:
-            with open(self.fd, "rb", closefd=False) as f, tarfile.open(fileobj=f, mode="r:") as tf:
-                for ti in tf:
-                    if len(members) >= MAX_MEMBERS:
-                        raise LayoutError(f"{self.where}: more than {MAX_MEMBERS} members")
-                    if ti.size < 0 or ti.offset <= last:
-                        # a negative size sends tarfile back to an earlier header, for ever (CVE-2025-8194)
-                        raise LayoutError(f"{self.where}: member {ti.name[:80]!r} has a negative size",
-                                          hint="the archive is hostile or damaged; do not use it")
-                    last = ti.offset
-                    name = clean_path(ti.name, f"{self.where} member")
-                    if name in members:
-                        raise LayoutError(f"{self.where}: member {name!r} appears twice",
-                                          hint="the archive is hostile or damaged")
-                    if ti.isreg() and ti.offset_data + ti.size > total:
-                        raise LayoutError(f"{self.where}: member {name!r} is truncated")
-                    kind = tarfile.GNUTYPE_SPARSE if ti.issparse() else ti.type   # never served
-                    members[name] = Member(name, ti.offset_data, ti.size, kind, ti.linkname)
-        except tarfile.TarError as e:
-            raise LayoutError(f"{self.where}: not a valid tar archive ({e})") from None
+            for m in index_tar(self._f, name=self.where):
+                if m.name == "." and m.kind == "dir":
+                    continue                                        # ./ : the archive's root
+                old = members.get(m.name)
+                if old is not None and not (old.kind == "dir" and m.kind == "dir"):
+                    raise LayoutError(f"{self.where}: member {m.name[:80]!r} appears twice", hint=_HOSTILE)
+                if old is None and len(members) >= MAX_MEMBERS:
+                    raise LayoutError(f"{self.where}: more than {MAX_MEMBERS} members", hint=_HOSTILE)
+                members[m.name] = Member(m.name, m.data_offset, m.size, m.kind, m.linkname)
+        except LayerError as e:
+            msg = e.message if e.message.startswith(self.where) else f"{self.where}: {e.message}"
+            raise LayoutError(msg.replace("\n", " "), hint=_HOSTILE) from None
+        except OSError as e:
+            raise LayoutError(f"{self.where}: cannot read the archive ({e.strerror})") from None
         return members
 
     def resolve(self, name: str, what: str) -> Member:
@@ -106,29 +105,33 @@ class TarIndex:
             if m is None:
                 raise LayoutError(f"{self.where}: {what} {name!r} is missing from the archive",
                                   hint="the archive is incomplete")
-            if m.type in _REGULAR:
+            if m.kind == "file":
                 return m
-            if m.type != tarfile.SYMTYPE:
-                kind = "a hardlink" if m.type == tarfile.LNKTYPE else "not a regular file"
-                raise LayoutError(f"{self.where}: {what} {name!r} is {kind}",
-                                  hint="the archive is hostile or damaged")
+            if m.kind != "symlink":
+                kind = "a hardlink" if m.kind == "hardlink" else "not a regular file"
+                raise LayoutError(f"{self.where}: {what} {name!r} is {kind}", hint=_HOSTILE)
             target = m.linkname
             if target.startswith("/"):
                 raise LayoutError(f"{self.where}: {what} {name!r} is a symlink to an absolute path "
-                                  f"{target[:80]!r}", hint="the archive is hostile")
+                                  f"{target[:80]!r}", hint=_HOSTILE)
             name = posixpath.normpath(posixpath.join(posixpath.dirname(m.name), target))
             if name == ".." or name.startswith("../") or name == ".":
                 raise LayoutError(f"{self.where}: {what} {m.name!r} is a symlink pointing outside the archive "
-                                  f"({target[:80]!r})", hint="the archive is hostile")
-        raise LayoutError(f"{self.where}: {what}: too many symlinks")
+                                  f"({target[:80]!r})", hint=_HOSTILE)
+        raise LayoutError(f"{self.where}: {what}: too many symlinks (a loop?)", hint=_HOSTILE)
+
+    def get(self, name: str, what: str) -> Member | None:
+        """:meth:`resolve`, or None when there is no member *name* at all."""
+        return self.resolve(name, what) if name in self.members else None
 
     def pread(self, m: Member, n: int, pos: int = 0) -> bytes:
         n = max(0, min(n, m.size - pos))
         return os.pread(self.fd, n, m.offset + pos) if n else b""
 
-    def read_small(self, m: Member, what: str) -> bytes:
-        if m.size > MAX_MANIFEST_BYTES:
-            raise LayoutError(f"{self.where}: {what} {m.name!r} is {m.size} bytes, over the 4 MiB limit")
+    def read_small(self, m: Member, what: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+        if m.size > limit:
+            cap = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit} byte"
+            raise LayoutError(f"{self.where}: {what} {m.name!r} is {m.size} bytes, over the {cap} limit")
         data = self.pread(m, m.size)
         if len(data) != m.size:
             raise LayoutError(f"{self.where}: {what} {m.name!r} is truncated")
@@ -139,7 +142,13 @@ class TarIndex:
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            os.close(self.fd)
+            self._f.close()
+
+    def __enter__(self) -> "TarIndex":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class _Section(io.RawIOBase):

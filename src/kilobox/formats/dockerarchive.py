@@ -7,12 +7,14 @@ Read, both flavours::
     manifest.json   [{"Config": "blobs/sha256/<hex>", …, "Layers": ["blobs/sha256/<hex>"]}]
     index.json, oci-layout, blobs/sha256/<manifest>   (docker 25+: also an OCI layout)
 
-The tar is indexed once (member headers only, :mod:`._tarindex`) and blobs are
-served by offset: nothing is extracted. Member names are never trusted: a name that is absolute
-or climbs with ``..`` makes the archive invalid, paths in ``manifest.json``
-must be clean relative paths, symlink members are followed only to regular
-members inside the archive (skopeo writes ``<id>/layer.tar -> ../<hex>.tar``)
-and hardlinks are refused. When ``index.json`` holds the very manifest that
+The tar is indexed once (member headers only, by kilobox's own bounded tar
+parser, :mod:`._tarindex`; never Python's ``tarfile``) and blobs are served by
+offset: nothing is extracted. Member names are never trusted: a name that is
+absolute or climbs with ``..``, or a duplicate member, makes the archive
+invalid, paths in ``manifest.json`` must be clean relative paths, symlink
+members are followed only to regular members inside the archive (skopeo
+writes ``<id>/layer.tar -> ../<hex>.tar``) and hardlinks are refused — the
+same policy as for oci-archive. When ``index.json`` holds the very manifest that
 ``manifest.json`` describes, that manifest (raw bytes, digest) is the root;
 otherwise an OCI manifest is synthesised from the config and the stored layer
 bytes (layer media type sniffed: tar, gzip or zstd).
@@ -35,7 +37,6 @@ import io
 import json
 import os
 import re
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,6 @@ CHUNK = 1 << 20
 BLOCK = 512
 RECORD = 20 * BLOCK
 _HEX_NAME = re.compile(r"^(?:blobs/sha256/)?([0-9a-f]{64})(?:\.json|\.tar)?$")
-_REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE)
 _LAYER_TYPES = {"": mt.OCI_LAYER, "gzip": mt.OCI_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD}
 
 
@@ -205,7 +205,7 @@ class DockerArchiveSource(Source):
                     break
                 d = todo.pop(0)
                 m = tar.members.get(f"blobs/{d.digest.algorithm}/{d.digest.hex}")
-                if m is None or m.type not in _REGULAR or m.size != d.size:
+                if m is None or m.kind != "file" or m.size != d.size:
                     continue
                 raw = tar.read_small(m, "manifest")
                 d.digest.verify(raw, d.size, what=f"{self.name}: manifest")
@@ -313,6 +313,8 @@ def list_tags(path: str | os.PathLike[str]) -> list[str]:
 # -- sink ----------------------------------------------------------------------
 
 def _header(name: str, size: int, directory: bool = False) -> bytes:
+    """A PAX-format member header (writing only: reading never uses ``tarfile``)."""
+    import tarfile
     ti = tarfile.TarInfo(name)
     ti.size, ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = size, 0, 0, 0, "", ""
     ti.type, ti.mode = (tarfile.DIRTYPE, 0o755) if directory else (tarfile.REGTYPE, 0o644)

@@ -1,10 +1,15 @@
 """oci-archive: an OCI image layout in a tar file (``oci-archive:FILE[:TAG]``), as skopeo writes it.
 
-Reading never extracts: the tar's members are indexed by name once and blobs
-are served straight from their offsets, verified by the caller (sizes checked
-here). Only regular members named ``oci-layout``, ``index.json`` or
-``blobs/<algo>/<hex>`` are used; absolute names, ``..``, links, devices and
-sparse members are ignored, so a hostile tar cannot point anywhere.
+Reading never extracts: the tar's members are indexed by name once, by
+kilobox's own bounded tar parser (never Python's ``tarfile``), and blobs are
+served straight from their offsets, verified by the caller (sizes checked
+here). The policy is the one docker-archive uses (:mod:`._tarindex`): a member
+name that is absolute or contains ``..``, a duplicate member, a sparse or
+multi-volume member makes the whole archive invalid (``LayoutError``);
+symlinks are followed only to regular members inside the archive, hardlinks
+and devices are never served; a compressed archive is refused with a hint to
+decompress it first. Only ``oci-layout``, ``index.json`` and
+``blobs/<algo>/<hex>`` are used.
 
 Writing stages a layout in a temp directory beside FILE, then writes a
 deterministic tar (sorted names, mtime 0, uid/gid 0, no user names, 0644/0755)
@@ -19,10 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import os
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -30,51 +33,10 @@ from typing import Any, BinaryIO, Iterator
 from ..errors import DigestMismatch, LayoutError, ManifestError, NotFound
 from ..oci import MAX_MANIFEST_BYTES, Descriptor, Index, parse_manifest_or_index
 from ..oci import mediatypes as mt
+from ._tarindex import Member, TarIndex
 from .base import Sink, Source
 from .layout import (INDEX_FILE, LAYOUT_FILE, Layout, parse_layout_index, parse_oci_layout,
                      select_entry, validate_tag)
-
-
-class _Section(io.RawIOBase):
-    """A read-only window [offset, offset+size) of a file."""
-
-    def __init__(self, path: Path, offset: int, size: int) -> None:
-        self._f = open(path, "rb")
-        self._f.seek(offset)
-        self._left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        n = self._left if n is None or n < 0 else min(n, self._left)
-        data = self._f.read(n)
-        self._left -= len(data)
-        return data
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
-
-
-def _clean_name(name: str) -> str | None:
-    """The normalised member name, or None for a name kilobox will not use."""
-    while name.startswith("./"):
-        name = name[2:]
-    name = name.rstrip("/")
-    if not name or name.startswith("/") or "\\" in name:
-        return None
-    parts = name.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return None
-    return name
 
 
 class OciArchive:
@@ -82,63 +44,47 @@ class OciArchive:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.members: dict[str, tuple[int, int]] = {}     # name → (offset, size)
-        try:
-            total = self.path.stat().st_size
-            with tarfile.open(self.path, mode="r:") as tf:
-                last = -1
-                for info in tf:
-                    if info.size < 0 or info.offset <= last:     # tarfile would walk backwards for ever
-                        raise LayoutError(f"{self.path}: member {info.name[:80]!r} has an invalid size",
-                                          hint="the archive is damaged or hostile")
-                    last = info.offset
-                    name = _clean_name(info.name)
-                    if name is None or not info.isreg() or info.issparse():
-                        continue                       # hostile or irrelevant: ignored
-                    if info.offset_data + info.size > total:
-                        raise LayoutError(f"{self.path}: member {name} runs past the end of the file",
-                                          hint="the archive is truncated")
-                    self.members[name] = (info.offset_data, info.size)   # last one wins, as in tar
-        except FileNotFoundError:
-            raise NotFound(f"oci-archive {self.path} does not exist") from None
-        except IsADirectoryError:
+        where = f"oci-archive:{self.path}"
+        if self.path.is_dir():
             raise LayoutError(f"{self.path} is a directory, not an oci-archive",
-                              hint=f"use oci:{self.path} for a layout directory") from None
-        except (tarfile.TarError, EOFError) as e:
-            raise LayoutError(f"{self.path}: not a valid tar archive ({str(e)[:80]})",
-                              hint="oci-archive files are uncompressed tars of an OCI layout") from None
-        if LAYOUT_FILE not in self.members:
-            raise LayoutError(f"{self.path} is not an oci-archive: {LAYOUT_FILE} is missing")
-        parse_oci_layout(self.read_member(LAYOUT_FILE, 4096), f"{self.path}:{LAYOUT_FILE}")
-        if INDEX_FILE not in self.members:
-            raise LayoutError(f"{self.path} is not an oci-archive: {INDEX_FILE} is missing")
-        self.index_raw = self.read_member(INDEX_FILE, MAX_MANIFEST_BYTES)
-        self.index: Index = parse_layout_index(self.index_raw, f"{self.path}:{INDEX_FILE}")
+                              hint=f"use oci:{self.path} for a layout directory")
+        self.tar = TarIndex(self.path, where, what="oci-archive")
+        self.members: dict[str, Member] = self.tar.members
+        try:
+            if LAYOUT_FILE not in self.members:
+                raise LayoutError(f"{self.path} is not an oci-archive: {LAYOUT_FILE} is missing",
+                                  hint="oci-archive files are uncompressed tars of an OCI layout")
+            parse_oci_layout(self.read_member(LAYOUT_FILE, 4096), f"{self.path}:{LAYOUT_FILE}")
+            if INDEX_FILE not in self.members:
+                raise LayoutError(f"{self.path} is not an oci-archive: {INDEX_FILE} is missing")
+            self.index_raw = self.read_member(INDEX_FILE, MAX_MANIFEST_BYTES)
+            self.index: Index = parse_layout_index(self.index_raw, f"{self.path}:{INDEX_FILE}")
+        except BaseException:
+            self.tar.close()
+            raise
 
     def read_member(self, name: str, limit: int) -> bytes:
-        off, size = self.members[name]
-        if size > limit:
-            raise LayoutError(f"{self.path}: {name} is {size} bytes, over the {limit} byte limit")
-        with _Section(self.path, off, size) as s:
-            return s.read()
+        return self.tar.read_small(self.tar.resolve(name, name), name, limit)
+
+    def _blob(self, desc: Descriptor) -> Member | None:
+        """The regular member holding *desc* (symlinks inside the archive followed), or None."""
+        return self.tar.get(f"blobs/{desc.digest.algorithm}/{desc.digest.hex}", f"blob {desc.digest}")
 
     def tags(self) -> list[str]:
         return sorted({m.ref_name for m in self.index.manifests if m.ref_name})
 
     def has_blob(self, desc: Descriptor) -> bool:
-        m = self.members.get(f"blobs/{desc.digest.algorithm}/{desc.digest.hex}")
-        return m is not None and m[1] == desc.size
+        m = self._blob(desc)
+        return m is not None and m.size == desc.size
 
     def open_blob(self, desc: Descriptor) -> BinaryIO:
-        name = f"blobs/{desc.digest.algorithm}/{desc.digest.hex}"
-        try:
-            off, size = self.members[name]
-        except KeyError:
+        m = self._blob(desc)
+        if m is None:
             raise LayoutError(f"{self.path}: blob {desc.digest} is missing",
-                              hint="the archive is incomplete") from None
-        if size != desc.size:
-            raise DigestMismatch(f"{self.path}: blob {desc.digest} has {size} bytes, expected {desc.size}")
-        return _Section(self.path, off, size)  # type: ignore[return-value]
+                              hint="the archive is incomplete")
+        if m.size != desc.size:
+            raise DigestMismatch(f"{self.path}: blob {desc.digest} has {m.size} bytes, expected {desc.size}")
+        return self.tar.open(m)
 
     def read_blob_verified(self, desc: Descriptor) -> bytes:
         if desc.data is not None:
@@ -151,7 +97,7 @@ class OciArchive:
         return data
 
     def close(self) -> None:
-        pass
+        self.tar.close()
 
     def __enter__(self) -> "OciArchive":
         return self
@@ -162,7 +108,8 @@ class OciArchive:
 
 def list_tags(path: str | os.PathLike[str]) -> list[str]:
     """The tags held by an oci-archive."""
-    return OciArchive(path).tags()
+    with OciArchive(path) as archive:
+        return archive.tags()
 
 
 class OciArchiveSource(Source):
@@ -171,7 +118,11 @@ class OciArchiveSource(Source):
     def __init__(self, path: str | os.PathLike[str], tag: str = "") -> None:
         self.archive = OciArchive(path)
         self.name = f"oci-archive:{path}" + (f":{tag}" if tag else "")
-        self._root = select_entry(self.archive.index, tag, self.name)
+        try:
+            self._root = select_entry(self.archive.index, tag, self.name)
+        except BaseException:
+            self.archive.close()
+            raise
 
     def root(self) -> Descriptor:
         return self._root
@@ -184,6 +135,9 @@ class OciArchiveSource(Source):
 
     def open_blob(self, desc: Descriptor) -> BinaryIO:
         return self.archive.open_blob(desc)
+
+    def close(self) -> None:
+        self.archive.close()
 
 
 def _reachable(read: Any, desc: Descriptor, out: dict[str, Descriptor]) -> None:
@@ -238,7 +192,7 @@ class OciArchiveSink(Sink):
         if not parent.is_dir():
             raise NotFound(f"directory {parent} does not exist", hint="create it first")
         if self.path.exists():
-            OciArchive(self.path)                         # refuse to replace a damaged file
+            OciArchive(self.path).close()                 # refuse to replace a damaged file
         self._stage = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.kilobox-", dir=parent))
         self.layout = Layout(self._stage, durable=False)   # only the final tar is fsynced
         self.layout.ensure_layout_file()
@@ -261,7 +215,8 @@ class OciArchiveSink(Sink):
         self.write_manifest(root, raw)
         with _dir_lock(self.path.parent):
             if self.path.exists():
-                self._carry_over(OciArchive(self.path))
+                with OciArchive(self.path) as old:
+                    self._carry_over(old)
             self.layout.add_root(root, self.tag)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
             try:

@@ -248,7 +248,7 @@ class _Iter:
 
     def truncated(self, m: Member) -> LayerError:
         return LayerError(f"{self.where}: entry {m.name!r}: header says {m.size} bytes but the stream ends early "
-                          "(truncated layer or size lie)", hint=_HINT)
+                          "(truncated, or a size lie)", hint=_HINT)
 
     def _meta(self, size: int, what: str, hdr_off: int) -> bytes:
         if size < 0 or size > _MAX_META:
@@ -357,8 +357,8 @@ class _Iter:
             if kind == "file" and typeflag == b"\0" and raw_name.endswith("/"):
                 kind = "dir"  # old V7 archives
             if not 0 <= size <= _MAX_SIZE or not (0 <= uid < 1 << 32 and 0 <= gid < 1 << 32):
-                raise LayerError(f"{where} at byte {hdr_off}: invalid size or owner id in header of {raw_name!r}",
-                                 hint=_HINT)
+                bad = f"size {size}" if not 0 <= size <= _MAX_SIZE else "owner id"
+                raise LayerError(f"{where} at byte {hdr_off}: invalid {bad} in header of {raw_name!r}", hint=_HINT)
             mtime = min(max(mtime, -_MAX_TIME), _MAX_TIME)
             if kind == "label":
                 n = size
