@@ -15,9 +15,23 @@ from __future__ import annotations
 
 import functools
 import struct
-from typing import Callable, NamedTuple, Protocol, TypeVar
 
+from ._record import record_type
 from .errors import FormatError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing costs ~3 ms of every CLI start
+    from typing import Callable, Protocol, TypeVar
+
+    _T = TypeVar("_T")
+
+    class Readable(Protocol):
+        """Random access to a file's bytes (short or empty reads past the end)."""
+
+        size: int
+
+        def pread(self, offset: int, n: int) -> bytes: ...
+
 
 MAGIC = b"\x7fELF"
 MAX_STR = 4096
@@ -45,14 +59,6 @@ TYPES: dict[int, str] = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4
 
 class ElfError(FormatError):
     """An ELF file is truncated, corrupt or hostile (message names the file)."""
-
-
-class Readable(Protocol):
-    """Random access to a file's bytes (short or empty reads past the end)."""
-
-    size: int
-
-    def pread(self, offset: int, n: int) -> bytes: ...
 
 
 class BytesSource:
@@ -86,28 +92,16 @@ class FileSource:
         return self.f.read(min(n, self.size - offset))
 
 
-class Segment(NamedTuple):
-    type: int
-    offset: int
-    vaddr: int
-    filesz: int
+#: a program header: type, offset, vaddr, filesz
+Segment = record_type("Segment", "type offset vaddr filesz")
+#: a section header (name = offset in the section name table)
+Section = record_type("Section", "name type offset size link")
 
 
-class Section(NamedTuple):
-    name: int      # offset in the section name table
-    type: int
-    offset: int
-    size: int
-    link: int
-
-
-_T = TypeVar("_T")
-
-
-def _guarded(fn: Callable[..., _T]) -> Callable[..., _T]:
+def _guarded(fn: "Callable[..., _T]") -> "Callable[..., _T]":
     """Turn any slip of the reader (struct.error, ...) into :class:`ElfError`."""
     @functools.wraps(fn)
-    def wrapper(self: "ElfFile", *args, **kw) -> _T:  # noqa: ANN002, ANN003
+    def wrapper(self: "ElfFile", *args, **kw) -> "_T":  # noqa: ANN002, ANN003
         try:
             return fn(self, *args, **kw)
         except ElfError:
@@ -330,6 +324,6 @@ class Dynamic:
         return any(v & DF_1_PIE for v in self.values(DT_FLAGS_1))
 
 
-__all__ = ["ElfFile", "ElfError", "Header", "Segment", "Section", "Dynamic", "Readable", "BytesSource",
+__all__ = ["ElfFile", "ElfError", "Header", "Segment", "Section", "Dynamic", "BytesSource",
            "FileSource", "MACHINES", "TYPES", "MAGIC", "PT_LOAD", "PT_DYNAMIC", "PT_INTERP", "SHT_NOBITS",
            "DT_NEEDED", "DT_STRTAB", "DT_SONAME", "DT_RPATH", "DT_RUNPATH", "DT_FLAGS_1", "DF_1_PIE"]

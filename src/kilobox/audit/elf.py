@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..elf import (DT_NEEDED, DT_RPATH, DT_RUNPATH, MAGIC, PT_DYNAMIC, PT_INTERP, PT_LOAD, ElfError, ElfFile,
-                   Header, Readable)
+                   Header)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from ..elf import Readable
 
 ELF_MAGIC = MAGIC
 GO_BUILDINFO_MAGIC = b"\xff Go buildinf:"

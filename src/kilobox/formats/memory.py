@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Mapping
+from collections.abc import Mapping
 
 from ..errors import ManifestError, NotFound
 from ..oci import MAX_MANIFEST_BYTES, Descriptor, Digest
 from .base import Sink, Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing costs ~3 ms of a CLI start
+    from typing import Any, BinaryIO, Iterable
 
 
 def _key(key: object) -> Digest:

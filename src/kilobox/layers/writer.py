@@ -14,10 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Collection, Iterable, Iterator
-
+from .._record import FrozenRecord, Record
 from ..errors import LayerError
 from ..oci import Descriptor, Digest, mediatypes
 from ._paths import clean, sort_key, split
@@ -30,40 +28,60 @@ _DEFAULT_MODE = {"dir": 0o755, "symlink": 0o777}
 _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing and dataclasses cost ~8 ms of a CLI start
+    from typing import Any, BinaryIO, Collection, Iterable, Iterator
 
-@dataclass
-class Entry:
-    """One filesystem object to put in a layer. ``path`` is relative to the image root."""
 
+class Entry(Record):
+    """One filesystem object to put in a layer. ``path`` is relative to the image root.
+
+    ``mode`` None means 0o644 (0o755 for dirs, 0o777 for symlinks); ``data`` is the file's
+    content, or ``source`` a host file streamed at write time; ``linkname`` is a symlink's
+    target (verbatim) or a hardlink's target (a layer path).
+    """
+
+    __slots__ = ("path", "kind", "mode", "uid", "gid", "data", "source", "linkname", "mtime", "xattrs",
+                 "devmajor", "devminor")
     path: str
-    kind: str = "file"
-    mode: int | None = None          # None: 0o644, 0o755 for dirs, 0o777 for symlinks
-    uid: int = 0
-    gid: int = 0
-    data: bytes | None = None        # file content, or ...
-    source: Path | None = None       # ... a host file streamed at write time
-    linkname: str = ""               # symlink target (verbatim) or hardlink target (a layer path)
-    mtime: int | None = None
-    xattrs: dict[str, bytes] = field(default_factory=dict)
-    devmajor: int = 0
-    devminor: int = 0
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    data: bytes | None
+    source: Path | None
+    linkname: str
+    mtime: int | None
+    xattrs: dict[str, bytes]
+    devmajor: int
+    devminor: int
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise LayerError(f"entry {self.path!r}: unknown kind {self.kind!r}", hint=f"use one of {', '.join(KINDS)}")
-        if self.mode is None:
-            self.mode = _DEFAULT_MODE.get(self.kind, 0o644)
+    def __init__(self, path: str, kind: str = "file", mode: int | None = None, uid: int = 0, gid: int = 0,
+                 data: bytes | None = None, source: Path | None = None, linkname: str = "",
+                 mtime: int | None = None, xattrs: dict[str, bytes] | None = None, devmajor: int = 0,
+                 devminor: int = 0) -> None:
+        if kind not in KINDS:
+            raise LayerError(f"entry {path!r}: unknown kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+        self.path, self.kind, self.uid, self.gid = path, kind, uid, gid
+        self.mode = _DEFAULT_MODE.get(kind, 0o644) if mode is None else mode
+        self.data, self.source, self.linkname, self.mtime = data, source, linkname, mtime
+        self.xattrs = {} if xattrs is None else xattrs
+        self.devmajor, self.devminor = devmajor, devminor
 
 
-@dataclass(frozen=True)
-class LayerInfo:
+class LayerInfo(FrozenRecord):
     """What :func:`write_layer` produced: digests and sizes of the blob and of its tar."""
 
+    __slots__ = ("digest", "size", "diff_id", "uncompressed_size", "media_type")
     digest: Digest             # of the compressed blob
     size: int                  # compressed size
     diff_id: Digest            # of the uncompressed tar
     uncompressed_size: int
     media_type: str
+
+    def __init__(self, digest: Digest, size: int, diff_id: Digest, uncompressed_size: int, media_type: str) -> None:
+        self._set(digest=digest, size=size, diff_id=diff_id, uncompressed_size=uncompressed_size,
+                  media_type=media_type)
 
     def descriptor(self, **kw: Any) -> Descriptor:
         """The layer's descriptor (extra fields, e.g. ``annotations=``, passed through)."""
@@ -221,7 +239,7 @@ def _prepare(entries: Iterable[Entry]) -> list[Entry]:
         if path in by_path:
             raise LayerError(f"entry {path!r} appears twice in the layer", hint="give each path once")
         if path != e.path:
-            e = Entry(**{**e.__dict__, "path": path})
+            e = e._replace(path=path)
         by_path[path] = e
     _reorder_hardlinks(by_path)
     ordered = sorted(by_path.values(), key=lambda x: sort_key(x.path))
@@ -262,10 +280,10 @@ def _reorder_hardlinks(by_path: dict[str, Entry]) -> None:
     for target, links in groups.items():
         first = min([target, *links], key=sort_key)
         for p in links:
-            by_path[p] = Entry(**{**by_path[p].__dict__, "linkname": first})
+            by_path[p] = by_path[p]._replace(linkname=first)
         if first != target:
             carrier = by_path[target]
-            by_path[first] = Entry(**{**carrier.__dict__, "path": first})
+            by_path[first] = carrier._replace(path=first)
             by_path[target] = Entry(target, "hardlink", linkname=first, mtime=carrier.mtime)
 
 
@@ -318,7 +336,7 @@ def write_layer(entries: Iterable[Entry], out: BinaryIO, *, compression: str = "
             if target not in written:
                 raise LayerError(f"entry {e.path!r}: hardlink target {target!r} is not earlier in the layer",
                                  hint="hardlinks must point at a file written before them (sorted order)")
-            e = Entry(**{**e.__dict__, "linkname": target})
+            e = e._replace(linkname=target)
         elif e.kind == "symlink" and not e.linkname:
             raise LayerError(f"entry {e.path!r}: symlink without a target")
         tar.write(encode_entry(e, size, int(mtime)))
