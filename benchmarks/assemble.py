@@ -128,7 +128,7 @@ print(json.dumps([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4]))
 """
 
 #: rows of the breakdown, in the order BREAKDOWN_SNIPPET measures them
-PARTS = ["imports: re, argparse, pathlib (the console script, the CLI, most modules)",
+PARTS = ["imports: re, argparse, pathlib (the CLI and most modules)",
          "CLI: kilobox.cli, build_cmd, _common; the `build` parser built and parsed",
          "imports: the model (kilobox.oci), transports, formats",
          "imports: kilobox.build (config, assemble, report, elf)",

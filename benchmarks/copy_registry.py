@@ -137,7 +137,7 @@ def startup_parts(rounds: int, env: dict[str, str]) -> list[tuple[str, float]]:
         parts.append([float(x) for x in p.stdout.split()])
     med = [statistics.median(col) * 1000 for col in zip(*parts)]
     return [("`python -c pass` (whole process)", statistics.median(bare) * 1000),
-            ("import re (the console script's own first line; enum, functools, collections)", med[0]),
+            ("import re (json needs it: enum, functools, collections)", med[0]),
             ("import kilobox.cli", med[1]),
             ("import the copy engine, model and layout format", med[2]),
             ("import the registry client, auth, credentials and the store", med[3]),
@@ -276,7 +276,7 @@ def main() -> int:
               "download. Pushes stream 8 MiB chunks (the RSS column)."]
     floor = startup[0][1] + startup[1][1]
     if micro_keys:
-        lines += ["", f"The floor: `python -c pass` plus the `import re` every console script starts with take "
+        lines += ["", f"The floor: `python -c pass` plus the `import re` that json needs take "
                   f"{floor:.0f} ms before any kilobox code runs; skopeo's whole medians are "
                   + ", ".join(f"{med('skopeo', k) * 1000:.0f} ms ({k})" for k in micro_keys)
                   + ". What kilobox adds on top is its imports (the rest of the table, json included), the "
