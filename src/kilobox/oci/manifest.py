@@ -55,6 +55,23 @@ def sniff_media_type(raw_obj: dict[str, Any]) -> str:
     raise ManifestError("cannot tell whether this JSON is a manifest or an index (no mediaType)")
 
 
+def _envelope(raw: bytes, default_type: str, allowed: "frozenset[str] | tuple[str, ...]", kind: str,
+              what: str) -> "tuple[dict[str, Any], str, dict[str, Any]]":
+    """The parts a manifest and an index share: the JSON object, its media type (declared, else
+    *default_type*; must be in *allowed*) and its annotations object."""
+    obj = load_json(raw, what)
+    if obj.get("schemaVersion") != 2:
+        raise ManifestError(f"{what}: schemaVersion must be 2")
+    declared = obj.get("mediaType")
+    mtype = declared if isinstance(declared, str) and declared else default_type
+    if mtype not in allowed:
+        raise ManifestError(f"{what}: media type {mtype!r} is not {kind}")
+    ann = obj.get("annotations") or {}
+    if not isinstance(ann, dict):
+        raise ManifestError(f"{what}: annotations must be an object")
+    return obj, mtype, ann
+
+
 class Manifest(FrozenRecord):
     """An image manifest (OCI or Docker schema 2)."""
 
@@ -76,20 +93,11 @@ class Manifest(FrozenRecord):
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None = None, what: str = "manifest") -> "Manifest":
-        obj = load_json(raw, what)
-        if obj.get("schemaVersion") != 2:
-            raise ManifestError(f"{what}: schemaVersion must be 2")
-        declared = obj.get("mediaType")
-        mtype = declared if isinstance(declared, str) and declared else (media_type or mt.OCI_MANIFEST)
-        if mtype not in mt.MANIFEST_TYPES:
-            raise ManifestError(f"{what}: media type {mtype!r} is not an image manifest")
+        obj, mtype, ann = _envelope(raw, media_type or mt.OCI_MANIFEST, mt.MANIFEST_TYPES, "an image manifest", what)
         layers = obj.get("layers")
         if not isinstance(layers, list):
             raise ManifestError(f"{what}: layers must be a list")
         subject = obj.get("subject")
-        ann = obj.get("annotations") or {}
-        if not isinstance(ann, dict):
-            raise ManifestError(f"{what}: annotations must be an object")
         return cls(
             raw=raw, media_type=mtype,
             config=Descriptor.from_dict(obj.get("config"), f"{what} config"),
@@ -138,19 +146,10 @@ class Index(FrozenRecord):
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None = None, what: str = "index") -> "Index":
-        obj = load_json(raw, what)
-        if obj.get("schemaVersion") != 2:
-            raise ManifestError(f"{what}: schemaVersion must be 2")
-        declared = obj.get("mediaType")
-        mtype = declared if isinstance(declared, str) and declared else (media_type or mt.OCI_INDEX)
-        if mtype not in mt.INDEX_TYPES:
-            raise ManifestError(f"{what}: media type {mtype!r} is not an index")
+        obj, mtype, ann = _envelope(raw, media_type or mt.OCI_INDEX, mt.INDEX_TYPES, "an index", what)
         ms = obj.get("manifests")
         if not isinstance(ms, list):
             raise ManifestError(f"{what}: manifests must be a list")
-        ann = obj.get("annotations") or {}
-        if not isinstance(ann, dict):
-            raise ManifestError(f"{what}: annotations must be an object")
         return cls(raw=raw, media_type=mtype,
                    manifests=tuple(Descriptor.from_dict(m, f"{what} manifest {i}") for i, m in enumerate(ms)),
                    annotations={str(k): str(v) for k, v in ann.items()})
