@@ -21,7 +21,7 @@ from _signal import signal as _set_handler
 
 from ..errors import RunError
 from . import state as st
-from .ns import Mounts, spawn
+from .ns import Mounts, read_all, spawn
 from .runtimes import Launch, Runtime, delete_argv, find_runtime, launch, runtime_root
 from .warm import FORWARD, exit_code as _exit_code, forwarder, mounts_for, record, set_runtime_pid
 
@@ -131,14 +131,7 @@ def start_detached(meta: dict[str, object], *, name: str | None = None, remove: 
         for sock, _port in fwd.listeners:  # type: ignore[attr-defined]
             sock.close()
     os.waitpid(first, 0)
-    chunks = []
-    while True:
-        data = os.read(r, 4096)
-        if not data:
-            break
-        chunks.append(data)
-    os.close(r)
-    report = b"".join(chunks).decode(errors="replace")
+    report = read_all(r).decode(errors="replace")
     kind, _, rest = report.partition(" ")
     if kind in ("started", "exited"):
         return name

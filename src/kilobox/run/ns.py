@@ -45,6 +45,19 @@ _fast = None
 Mounts = record_type("Mounts", "rootfs target overlay scratch mkdirs cgroup_fix", ("", "", (), ""))
 
 
+def read_all(fd: int) -> bytes:
+    """Everything a pipe's read end gives until EOF; the fd is closed."""
+    chunks = []
+    try:
+        while True:
+            data = os.read(fd, 4096)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+    finally:
+        os.close(fd)
+
+
 def _lib():
     """(libc, ctypes) through ctypes, with errno (slower to load; used for errors and setns)."""
     global _libc
@@ -186,18 +199,10 @@ def spawn(argv: list[str], mounts: Mounts | None, *, stdin: int = 0, stdout: int
             finally:
                 os._exit(125)
     os.close(w)
-    try:
-        chunks = []
-        while True:
-            data = os.read(r, 4096)
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(r)
-    if chunks:
+    data = read_all(r)
+    if data:
         os.waitpid(pid, 0)
-        msg = b"".join(chunks).decode(errors="replace")
+        msg = data.decode(errors="replace")
         raise RunError(msg, hint="kilobox run needs root and a kernel with mount namespaces and overlayfs"
                        if msg.startswith("setting up") else None)
     return pid
