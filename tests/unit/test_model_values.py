@@ -89,7 +89,12 @@ def test_options_is_still_a_dataclass_for_its_users() -> None:
     r = dataclasses.replace(o, tag="b")
     assert (r.tag, r.insecure, o.tag) == ("b", ("h:1",), "a") and isinstance(r, Options)
     assert [f.name for f in dataclasses.fields(Options)] == ["insecure", "username", "password", "docker_config",
-                                                             "progress", "tag", "extra"]
+                                                             "progress", "tag", "extra", "cert_dir", "tls_verify"]
+    # the TLS fields came last: positional callers of the old seven fields are unchanged
+    old = Options(("h",), "u", "p", "c", None, "t", {"k": 1})
+    assert (old.extra, old.cert_dir, old.tls_verify) == ({"k": 1}, None, None)
+    t = dataclasses.replace(o, cert_dir="/d", tls_verify=False)
+    assert (t.cert_dir, t.tls_verify, t.tag) == ("/d", False, "a") and t != o and "tls_verify=False" in repr(t)
     assert dataclasses.asdict(Options())["extra"] == {}
     assert Options() == Options() and Options(tag="x") != Options() and Options().extra is not Options().extra
     with pytest.raises(TypeError):
@@ -102,4 +107,4 @@ def test_options_fields_before_the_class_was_asked() -> None:
     code = ("import dataclasses\nfrom kilobox.formats import Options\n"
             "print([f.name for f in dataclasses.fields(Options())][-1], dataclasses.replace(Options(), tag='t').tag)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["extra", "t"]
+    assert out == ["tls_verify", "t"]

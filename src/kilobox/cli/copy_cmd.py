@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_json_option, add_platform_option, add_registry_options, options_from, print_json
+from ._common import add_json_option, add_platform_option, add_registry_options, options_from, parse_bool, print_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -13,7 +13,7 @@ HELP = "copy an image or index (oci:, oci-archive:, docker-archive:, docker:// o
 #: the flags :func:`fast_main` understands (name -> attribute); anything else goes to argparse
 _BOOL_FLAGS = {"--json": "json", "--password-stdin": "password_stdin", "--debug": "debug"}
 _VALUE_FLAGS = {"--platform": "platform", "--insecure": "insecure", "--username": "username", "-u": "username",
-                "--authfile": "authfile"}
+                "--authfile": "authfile", "--cert-dir": "cert_dir", "--tls-verify": "tls_verify"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +29,8 @@ class _Args:
 
     def __init__(self) -> None:
         self.src = self.dst = ""
-        self.platform = self.username = self.authfile = None
+        self.platform = self.username = self.authfile = self.cert_dir = None
+        self.tls_verify: bool | None = None
         self.insecure: list[str] = []
         self.json = self.password_stdin = False
 
@@ -58,12 +59,23 @@ def parse_fast(argv: list[str]) -> _Args | None:
             return None
         if eq:
             value = inline
+        elif name == "tls_verify":                  # `--tls-verify false`; a bare one: argparse decides
+            if i >= n or parse_bool(argv[i]) is None:
+                return None
+            value = argv[i]
+            i += 1
         elif i < n and not argv[i].startswith("-"):
             value = argv[i]
             i += 1
         else:
             return None
-        if name == "insecure":
+        if name == "tls_verify":
+            verify = parse_bool(value)
+            if verify is None or name in seen:
+                return None
+            seen.add(name)
+            args.tls_verify = verify
+        elif name == "insecure":
             args.insecure.append(value)
         elif name in seen:
             return None          # given twice: argparse decides

@@ -24,7 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--password", "-p", metavar="PASS",
                    help="the password (other users may see it in the process list: prefer --password-stdin)")
     p.add_argument("--insecure", action="append", default=[], metavar="HOST[:PORT]",
-                   help="use plain http for this registry (localhost is always plain http)")
+                   help="use plain http for this registry (localhost is plain http unless TLS is configured)")
+    from ._common import add_tls_options
+    add_tls_options(p)
 
 
 def read_secret(args: argparse.Namespace) -> tuple[str, str]:
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from ..formats.registry.credentials import load_config, login, normalize_host, normalize_key
     user, password = read_secret(args)
     key, path = login(args.registry, user, password,
-                      Options(insecure=tuple(args.insecure), docker_config=args.authfile))
+                      Options(insecure=tuple(args.insecure), docker_config=args.authfile, cert_dir=args.cert_dir,
+                              tls_verify=args.tls_verify))
     print(f"Login Succeeded: credentials for {key} stored in {path}")
     helpers = load_config(path).get("credHelpers") or {}
     host = normalize_key(key).split("/", 1)[0]

@@ -41,8 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ._common import add_platform_option
     add_platform_option(p)
     p.add_argument("--insecure", action="append", default=[], metavar="HOST[:PORT]",
-                   help="pull from this registry over plain http (localhost always is)")
+                   help="pull from this registry over plain http (localhost is, unless TLS is configured)")
     p.add_argument("--authfile", help="docker config.json with registry credentials")
+    from ._common import add_tls_options
+    add_tls_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
                         network=args.network, tmpfs=args.tmpfs, memory=args.memory, pids_limit=args.pids_limit,
                         cpus=args.cpus, hostname=args.hostname, seccomp=args.seccomp, environ=dict(os.environ))
     reg = None
-    if args.insecure or args.authfile:
+    if args.insecure or args.authfile or args.cert_dir or args.tls_verify is not None:
         from ..formats import Options
-        reg = Options(insecure=tuple(args.insecure), docker_config=args.authfile)
+        reg = Options(insecure=tuple(args.insecure), docker_config=args.authfile, cert_dir=args.cert_dir,
+                      tls_verify=args.tls_verify)
     sys.stdout.flush()
     r = run_container(args.image, options=opts, name=args.name, detach=args.detach, remove=args.rm,
                       runtime=args.runtime, engine=args.engine, platform=args.platform, registry_options=reg,

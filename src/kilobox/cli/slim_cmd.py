@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure", action="append", default=[], metavar="HOST[:PORT]",
                    help="use plain http for this registry (localhost always is)")
     p.add_argument("--authfile", help="docker config.json with registry credentials")
+    from ._common import add_tls_options
+    add_tls_options(p)
     add_json_option(p)
 
 

@@ -13,7 +13,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Callable
 
-_OPTION_FIELDS = ("insecure", "username", "password", "docker_config", "progress", "tag", "extra")
+_OPTION_FIELDS = ("insecure", "username", "password", "docker_config", "progress", "tag", "extra", "cert_dir",
+                  "tls_verify")
 
 
 class _DataclassCompatible(type):
@@ -35,6 +36,8 @@ class _DataclassCompatible(type):
             progress: object = None
             tag: str = ""
             extra: dict = dataclasses.field(default_factory=dict)
+            cert_dir: object = None
+            tls_verify: object = None
 
         fields = Options.__dataclass_fields__  # type: ignore[attr-defined]
         type.__setattr__(cls, "__dataclass_fields__", fields)
@@ -55,10 +58,13 @@ class Options(metaclass=_DataclassCompatible):
     progress: Callable[[str, int, int], None] | None   # (what, done, total)
     tag: str                           # default tag for sinks when the location has none
     extra: dict[str, object]
+    cert_dir: str | None               # --cert-dir: CA (*.crt) and client (*.cert/*.key) files for every registry
+    tls_verify: bool | None            # --tls-verify: None = default (verify; loopback stays http), False = skip
 
     def __init__(self, insecure: tuple[str, ...] = (), username: str | None = None, password: str | None = None,
                  docker_config: str | None = None, progress: Callable[[str, int, int], None] | None = None,
-                 tag: str = "", extra: dict[str, object] | None = None) -> None:
+                 tag: str = "", extra: dict[str, object] | None = None, cert_dir: str | None = None,
+                 tls_verify: bool | None = None) -> None:
         self.insecure = insecure
         self.username = username
         self.password = password
@@ -66,6 +72,8 @@ class Options(metaclass=_DataclassCompatible):
         self.progress = progress
         self.tag = tag
         self.extra = {} if extra is None else extra
+        self.cert_dir = cert_dir
+        self.tls_verify = tls_verify
 
     def __getattr__(self, name: str) -> object:
         if name == "__dataclass_fields__":       # dataclasses.fields(instance) before the class was asked

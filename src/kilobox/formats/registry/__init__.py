@@ -4,8 +4,9 @@ Modules: :mod:`.client` (HTTP, pool, retries, errors), :mod:`.auth` (challenge
 flow, Basic/Bearer, token cache), :mod:`.credentials` (options, Docker's
 config.json, credential helpers), :mod:`.source` (pull), :mod:`.sink` (push).
 
-Plain http is used for localhost, 127.0.0.0/8 and ::1 and for hosts named in
-``Options.insecure``; https otherwise.
+Plain http is used for hosts named in ``Options.insecure``, and for localhost,
+127.0.0.0/8 and ::1 unless TLS is configured for them (a certs.d directory,
+``Options.cert_dir`` or ``Options.tls_verify``: see :mod:`.tls`); https otherwise.
 """
 
 from __future__ import annotations

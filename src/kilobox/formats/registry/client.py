@@ -1,7 +1,7 @@
 """HTTP for the registry client: keep-alive pool, retries with backoff, spec errors.
 
 Only the standard library: :mod:`.http11` (a small HTTP/1.1 client over
-``_socket``, :mod:`ssl` for https) — this module is imported when a registry is
+``_socket``, :mod:`ssl` for https, set up by :mod:`.tls`) — this module is imported when a registry is
 actually used, never at CLI start-up, and it does not import :mod:`http.client`
 (which costs more than a micro image's whole copy).
 
@@ -25,12 +25,12 @@ import time
 
 from ...errors import AuthError, NotFound, RegistryError
 from ...oci import is_local_host
-from . import urls
+from . import tls as _tls, urls
 from .http11 import Connection, IncompleteRead, ProtocolError, RawResponse, RemoteDisconnected
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Iterable
+    from typing import Callable, Iterable
 
     from ...oci import Reference
     from .. import Options
@@ -48,18 +48,6 @@ USER_AGENT = "kilobox"
 
 _RETRY_EXC = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, RemoteDisconnected,
               IncompleteRead, TimeoutError)
-
-_ssl_context = None
-
-
-def _tls_context() -> object:
-    """One default TLS context per process (loading the CA bundle is not free)."""
-    global _ssl_context
-    if _ssl_context is None:
-        import ssl
-        _ssl_context = ssl.create_default_context()
-    return _ssl_context
-
 
 class Endpoint:
     """Scheme and network location of an HTTP server (``http``, ``127.0.0.1:5000``)."""
@@ -91,10 +79,13 @@ class Endpoint:
             raise RegistryError(f"unsupported URL {url[:200]!r} (only http and https)")
         return cls(scheme, netloc)
 
-    def connect(self, timeout: float) -> Connection:
-        """A new (not yet opened) connection; it connects on its first request."""
-        return Connection(self.scheme, self.netloc, timeout,
-                          _tls_context() if self.scheme == "https" else None)
+    def connect(self, timeout: float, tls: Callable[[], object] | None = None) -> Connection:
+        """A new (not yet opened) connection; it connects on its first request.
+        *tls* gives the SSL context of an https connection (default: the system's roots)."""
+        ctx = None
+        if self.scheme == "https":
+            ctx = tls() if tls is not None else _tls.context(_tls.TLSSettings())
+        return Connection(self.scheme, self.netloc, timeout, ctx)
 
 
 class Pool:
@@ -105,13 +96,14 @@ class Pool:
         self._lock = _thread.allocate_lock()
         self._max = per_endpoint
 
-    def get(self, ep: Endpoint, timeout: float) -> tuple[Connection, bool]:
+    def get(self, ep: Endpoint, timeout: float,
+            tls: Callable[[], object] | None = None) -> tuple[Connection, bool]:
         """A connection and whether it was reused (a reused one may have gone stale)."""
         with self._lock:
             idle = self._idle.get(ep)
             if idle:
                 return idle.pop(), True
-        return ep.connect(timeout), False
+        return ep.connect(timeout, tls), False
 
     def put(self, ep: Endpoint, conn: Connection) -> None:
         with self._lock:
@@ -301,7 +293,12 @@ class RegistryClient:
         self.registry = registry
         insecure = api_host in opts.insecure or registry in opts.insecure or \
             api_host.rsplit(":", 1)[0] in opts.insecure
-        scheme = "http" if is_local_host(api_host) or insecure else "https"
+        #: certificate directory and verification (--cert-dir, --tls-verify, certs.d)
+        self.tls = _tls.settings_for(registry, api_host, getattr(opts, "cert_dir", None),
+                                     getattr(opts, "tls_verify", None))
+        # loopback is plain http unless TLS was configured for it; --insecure HOST always is
+        scheme = "http" if insecure or (is_local_host(api_host) and not self.tls.configured) else "https"
+        self._ssl_context: object = None
         self.endpoint = Endpoint(scheme, api_host)
         self.base = f"{scheme}://{api_host}"
         self.pool = pool or Pool()
@@ -351,10 +348,11 @@ class RegistryClient:
                 raise RegistryError(f"{method} {_where(url)} on {ep.netloc}: not a valid HTTP response "
                                     f"({_exc(e)[:120]})", hint="is this an OCI registry?") from None
             except OSError as e:            # (before ValueError: a certificate error is both)
-                tls = type(e).__name__.startswith("SSL")
+                if _tls.is_tls_error(e):        # never retried, never answered by falling back to http
+                    raise _tls.tls_error(e, f"{method} {_where(url)}", ep.netloc, self.registry,
+                                         self.tls) from None
                 raise RegistryError(f"{method} {_where(url)}: cannot connect to {ep.netloc} ({_exc(e)})",
-                                    hint=("a registry without TLS needs --insecure HOST" if tls else
-                                          "is the registry running? is the host name right?")) from None
+                                    hint="is the registry running? is the host name right?") from None
             except ValueError as e:
                 raise RegistryError(f"{method} {_where(url)} on {ep.netloc}: cannot send this request "
                                     f"({_exc(e)[:120]})") from None
@@ -399,13 +397,19 @@ class RegistryClient:
         resp.close()
         return b"".join(parts)
 
+    def ssl_context(self) -> object:
+        """The SSL context of this client's https connections (built on first use, then shared)."""
+        if self._ssl_context is None:
+            self._ssl_context = _tls.context(self.tls)
+        return self._ssl_context
+
     def send(self, ep: Endpoint, method: str, url: str, headers: dict[str, str],
              body: bytes | bytearray | memoryview | None, replay_stale: bool = True) -> Response:
         """One HTTP exchange; a stale pooled connection is replaced once, transparently
         (unless *replay_stale* is False: a non-idempotent request is never sent twice here)."""
         target = urls.target(url)
         for _ in range(2):
-            conn, reused = self.pool.get(ep, TIMEOUT)
+            conn, reused = self.pool.get(ep, TIMEOUT, self.ssl_context)
             try:
                 conn.request(method, target, headers, body)
                 raw = conn.getresponse()
@@ -440,7 +444,11 @@ class RegistryClient:
             return AuthError(text, status=st, codes=codes, hint="these credentials may not access this repository")
         if st == 404:
             return NotFound(text, hint="check the repository, tag or digest")
-        return RegistryError(text, status=st, codes=codes, retryable=st in RETRY_STATUSES)
+        hint = None
+        if st == 400 and resp.url.startswith("http:") and "https" in msg.lower():   # "HTTP request to an HTTPS server"
+            hint = (f"the registry speaks https: trust its CA with --cert-dir DIR or "
+                    f"/etc/containers/certs.d/{self.registry}/ca.crt (or --tls-verify=false)")
+        return RegistryError(text, status=st, codes=codes, retryable=st in RETRY_STATUSES, hint=hint)
 
     def close(self) -> None:
         self.pool.close()
@@ -452,7 +460,8 @@ _CLIENTS: dict[tuple[object, ...], RegistryClient] = {}
 def get_client(registry: str, api_host: str, opts: "Options") -> RegistryClient:
     """The process-wide client for a registry and a set of credentials (shares probe, tokens, connections)."""
     from .credentials import auth_files
-    key = (api_host, tuple(opts.insecure), opts.username, opts.password, auth_files(opts))
+    key = (api_host, tuple(opts.insecure), opts.username, opts.password, auth_files(opts),
+           getattr(opts, "cert_dir", None), getattr(opts, "tls_verify", None))
     client = _CLIENTS.get(key)
     if client is None:
         client = _CLIENTS[key] = RegistryClient(registry, api_host, opts)
