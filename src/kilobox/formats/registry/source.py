@@ -6,7 +6,9 @@ cross-check), child manifests and configs against their descriptors (size
 and digest, at most 4 MiB, refused early on ``Content-Length``), blobs
 streamed through a :class:`~kilobox.oci.VerifyingReader` into the local store,
 where they appear only once complete and correct (the store is a read-through
-cache: a blob already there is never downloaded again). A layout sink
+cache: a blob already there is never downloaded again). A download whose
+connection breaks resumes with ``Range: bytes=N-`` where it stopped
+(:mod:`.resume`), the hash state carried over. A layout sink
 hard-links those store files (:meth:`RegistrySource.verified_blob_path`), so a
 pull writes each blob once.
 
@@ -24,10 +26,10 @@ import _thread
 import io
 import os
 
-from ...errors import DigestMismatch, KiloboxError, ManifestError, RegistryError
+from ...errors import DigestMismatch, KiloboxError, ManifestError
 from ...oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest, Reference, VerifyingReader, mediatypes as mt
 from ..base import Source
-from .client import MAX_TRIES, Response, backoff_delay, client_for
+from .client import Response, client_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,7 +101,7 @@ def check_digest_header(resp: Response, computed: Digest, what: str) -> None:
 class _Watched:
     """A read-through wrapper: reports (what, done, total) at most once per MiB, stops when cancelled."""
 
-    def __init__(self, raw: Response, cb: Callable[[str, int, int], None] | None, what: str, total: int,
+    def __init__(self, raw: BinaryIO, cb: Callable[[str, int, int], None] | None, what: str, total: int,
                  cancel: _Flag) -> None:
         self._raw, self._cb, self._what, self._total, self._cancel = raw, cb, what, total, cancel
         self._done = 0
@@ -280,30 +282,34 @@ class RegistrySource(Source):
         return p if self.store.has_blob(desc.digest, desc.size) else None
 
     def download(self, desc: Descriptor) -> str:
-        """Stream a blob into the store, verified; retried when the connection drops."""
-        what = f"blob {desc.digest}"
-        for attempt in range(MAX_TRIES):
-            resp = self.client.request("GET", self._path("blobs", str(desc.digest)), scopes=self.scopes,
-                                       follow=True, what=what)
-            try:
-                cl = resp.content_length
-                if cl is not None and cl != desc.size:
-                    raise DigestMismatch(f"{what} from {self.ref.registry}: the registry announces {cl} bytes, "
-                                         f"the descriptor {desc.size}")
-                body = _Watched(resp, self.opts.progress, desc.digest.hex[:12], desc.size, self._cancel)
-                reader = VerifyingReader(body, desc.digest, desc.size,  # type: ignore[arg-type]
-                                         what=f"{what} from {self.ref.registry}")
-                path = self.store.store_blob(desc, reader)  # type: ignore[arg-type]
+        """Stream a blob into the store, verified; a broken connection resumes where it stopped.
+
+        One :class:`~.resume.ResumingBody` feeds one :class:`VerifyingReader` and one temp
+        file across connections (``Range: bytes=N-``); they start over only when the server
+        ignores or botches the Range, or when a resumed blob does not verify (once).
+        """
+        from .resume import Restart, ResumingBody
+        what = f"blob {desc.digest} from {self.ref.registry}"
+        body = ResumingBody(self.client, self.client.base + self._path("blobs", str(desc.digest)), self.scopes,
+                            desc.size, what)
+        try:
+            while True:
+                watched = _Watched(body, self.opts.progress, desc.digest.hex[:12], desc.size,  # type: ignore[arg-type]
+                                   self._cancel)
+                reader = VerifyingReader(watched, desc.digest, desc.size, what=what)  # type: ignore[arg-type]
+                try:
+                    path = self.store.store_blob(desc, reader)  # type: ignore[arg-type]
+                except Restart:
+                    continue            # the temp file is gone; a new one and a new hash
+                except DigestMismatch:
+                    if body.resumed and body.start_over():
+                        continue        # the pieces did not join up: once more from byte 0
+                    raise
                 if reader.verified:
                     self._verified.add(desc.digest)
                 return path
-            except RegistryError as e:
-                if not e.retryable or attempt + 1 >= MAX_TRIES:
-                    raise
-                self.client.sleep(backoff_delay(attempt))
-            finally:
-                resp.close()
-        raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            body.close()
 
 
 def _is_manifest(media_type: str) -> bool:
