@@ -131,9 +131,9 @@ def main() -> int:
         lines += ["", f"kilobox: {statistics.median(k_ok) * 1000:.0f} ms with a cut every {args.cut_mb} MiB vs "
                   f"{statistics.median(k_plain) * 1000:.0f} ms without (median ratio "
                   f"{pair_ratio(k_ok, k_plain):.2f}×), {n:.0f} `Range` resumes per pull ({where}); about "
-                  f"{extra / max(n, 1) * 1000:.0f} ms per resume, of which the client's backoff (uniform "
-                  f"0–{BACKOFF_BASE * 1000:.0f} ms after a try that moved ≥ 1 MiB) averages "
-                  f"{BACKOFF_BASE * 500:.0f} ms."]
+                  f"{extra / max(n, 1) * 1000:.0f} ms per resume (a break right after ≥ 1 MiB of progress is "
+                  f"resumed at once; only breaks in a row wait the client's backoff, from "
+                  f"0–{BACKOFF_BASE * 1000:.0f} ms up)."]
     sk = samples.get("skopeo, cuts", [])
     if sk and all(c != 0 for _, c, _ in sk):
         lines += ["", "skopeo (`--retry-times 3`) fails at the first cut: its version here neither resumes a "

@@ -18,7 +18,8 @@ received is read again.
   :class:`~kilobox.errors.RegistryError` naming the blob and the server's reply.
 - Bounded: :data:`~.client.MAX_TRIES` breaks in a row that together moved less
   than :data:`PROGRESS` bytes end the download (one-line ``RegistryError``);
-  between tries the client's jittered backoff (:func:`~.client.backoff_delay`).
+  a break right after progress is resumed at once, further breaks in a row wait
+  the client's jittered backoff (:func:`~.client.backoff_delay`).
   A link that keeps dropping but keeps moving data finishes.
 """
 
@@ -200,7 +201,8 @@ class ResumingBody:
                                 f"{'time' if self.breaks == 1 else 'times'}{streak}, the last at byte "
                                 f"{self.offset} of {self.size} ({reason})", retryable=True,
                                 hint="the network or the registry is unstable; run the command again")
-        self._client.sleep(backoff_delay(self._tries - 1))
+        if self._tries > 1:                 # right after progress the link works: resume at once
+            self._client.sleep(backoff_delay(self._tries - 2))
 
 
 __all__ = ["PROGRESS", "RESTARTS", "Restart", "ResumingBody", "parse_content_range", "range_matches"]
