@@ -14,7 +14,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Iterator
+    from typing import Any, Iterator
 
 #: seconds a transfer must run before bars appear
 DELAY = 0.4
