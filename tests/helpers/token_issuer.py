@@ -6,6 +6,14 @@ signed RS256 with a key whose self-signed certificate the registry trusts
 (``rootcertbundle``); the header names the key by its libtrust key id (``kid``),
 which is how distribution finds it. Users: ``{name: (password, allowed actions[, repositories])}``.
 Every request is counted (``requests``, ``scopes_seen``) so tests can prove caching.
+
+The OAuth2 flow of distribution's spec (``docs/spec/auth/oauth.md``) as well:
+``POST /token`` with a form ``grant_type=refresh_token&refresh_token=R&service=S&scope=…&client_id=C``
+(``scope`` repeated, or one space-separated list) returns ``{"access_token": JWT, "expires_in", "scope"}``
+(no ``token`` field) for a refresh token of ``refresh_tokens`` (``{token: user}``, see
+:meth:`TokenIssuer.new_refresh_token`); an unknown one gets 401 ``{"error": "invalid_grant"}``.
+``post_status = 404|405`` makes the POST answer that instead (a realm without OAuth2 support).
+``posts`` counts the POSTs and ``forms`` keeps their parsed bodies.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -45,6 +54,10 @@ class TokenIssuer:
     ttl: int = 300
     requests: int = 0
     scopes_seen: list[list[str]] = field(default_factory=list)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
+    post_status: int = 0
+    posts: int = 0
+    forms: list[dict[str, list[str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         import datetime
@@ -97,6 +110,30 @@ class TokenIssuer:
         return self.sign({"iss": ISSUER, "sub": user or "", "aud": SERVICE, "exp": now + self.ttl,
                           "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex, "access": access})
 
+    def new_refresh_token(self, user: str) -> str:
+        """A refresh token (an identity token, to clients) for *user*; it has ``+/=`` to test escaping."""
+        token = f"rt.{secrets.token_urlsafe(24)}+/={secrets.token_hex(4)}"
+        self.refresh_tokens[token] = user
+        return token
+
+    def oauth(self, form: dict[str, list[str]]) -> tuple[int, dict]:
+        """(status, reply) for a parsed OAuth2 token POST."""
+        def one(name: str) -> str:
+            v = form.get(name, [""])
+            return v[0] if len(v) == 1 else ""
+        if one("grant_type") != "refresh_token":
+            return 400, {"error": "unsupported_grant_type", "error_description": "only refresh_token"}
+        if not one("client_id"):
+            return 400, {"error": "invalid_request", "error_description": "client_id is required"}
+        if one("service") != SERVICE:
+            return 400, {"error": "invalid_request", "error_description": "unknown service"}
+        user = self.refresh_tokens.get(one("refresh_token"))
+        if user is None or user not in self.users:
+            return 401, {"error": "invalid_grant", "error_description": "unknown or expired refresh token"}
+        scopes = [sc for v in form.get("scope", []) for sc in v.split()]
+        token = self.grant(user, scopes)
+        return 200, {"access_token": token, "expires_in": self.ttl, "scope": " ".join(scopes)}
+
     # -- server ----------------------------------------------------------------------
     def start(self) -> str:
         issuer = self
@@ -134,6 +171,38 @@ class TokenIssuer:
                     return
                 token = issuer.grant(user, scopes)
                 self._reply(200, {"token": token, "access_token": token, "expires_in": issuer.ttl})
+
+            def do_POST(self) -> None:  # noqa: N802
+                if urlsplit(self.path).path != "/token":
+                    self.send_error(404)
+                    return
+                try:
+                    n = int(self.headers.get("Content-Length", "0"))
+                except ValueError:
+                    n = -1
+                if not 0 <= n <= 65536:
+                    self._reply(400, {"error": "invalid_request", "error_description": "bad body length"})
+                    return
+                body = self.rfile.read(n)
+                with issuer._lock:
+                    issuer.requests += 1
+                    issuer.posts += 1
+                if issuer.post_status:
+                    self.send_response(issuer.post_status)
+                    self.send_header("Allow", "GET")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if ctype != "application/x-www-form-urlencoded":
+                    self._reply(400, {"error": "invalid_request", "error_description": "not a form"})
+                    return
+                form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+                with issuer._lock:
+                    issuer.forms.append(form)
+                    issuer.scopes_seen.append(form.get("scope", []))
+                status, reply = issuer.oauth(form)
+                self._reply(status, reply)
 
             def _reply(self, status: int, obj: dict) -> None:
                 body = json.dumps(obj).encode()

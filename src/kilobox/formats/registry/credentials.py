@@ -13,16 +13,17 @@ The two formats share one shape (containers-auth.json(5), Docker's config.json).
 file: ``credHelpers[host]`` (a helper that knows nothing ends this file's turn), then
 ``credsStore``, then ``auths``, whose keys are ``host``, ``host/namespace`` or
 ``host/namespace/repo``: the most specific key containing the repository wins (``auth`` =
-base64 ``user:password``, or ``username``/``password``). A URL key (``https://host/v1/``)
-means its host; Docker Hub answers to ``docker.io``, ``index.docker.io`` and
-``registry-1.docker.io``.
+base64 ``user:password``, or ``username``/``password``; ``identitytoken`` with or without them).
+A URL key (``https://host/v1/``) means its host; Docker Hub answers to ``docker.io``,
+``index.docker.io`` and ``registry-1.docker.io``.
 
 :func:`login` checks credentials against the registry (``GET /v2/``, Basic or Bearer) and
 stores ``auths[key].auth`` in :func:`login_file`, atomically, mode 0600, every other key
 kept; :func:`logout` removes the entry.
 
 A helper is a program ``docker-credential-NAME``: ``get`` with the server
-address on stdin prints ``{"Username": …, "Secret": …}``.
+address on stdin prints ``{"Username": …, "Secret": …}``; ``Username: "<token>"`` means the
+Secret is an identity token, as an ``auths`` entry's ``identitytoken`` is (see :class:`Credentials`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ MAX_HELPER_OUTPUT = 1 << 20
 HELPER_TIMEOUT = 30
 HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 HUB_SERVER = "https://index.docker.io/v1/"
+#: a credential helper's ``Username`` meaning "the Secret is an identity (refresh) token"
+TOKEN_USERNAME = "<token>"
 #: skopeo's and podman's primary file on Linux when ``$XDG_RUNTIME_DIR`` is unset
 RUN_AUTH_FILE = "/run/containers/{uid}/auth.json"
 #: string fields of an ``auths`` entry (Docker's AuthConfig); other fields are left alone
@@ -53,30 +56,45 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class Credentials:
-    """A user name and password (or token) for one registry."""
+    """A user name and password (or token) for one registry, and optionally an identity token.
 
-    __slots__ = ("username", "password")
+    ``identity_token`` is an OAuth2 refresh token (``auths[key].identitytoken`` as ``docker login``
+    and ``az acr login`` write it, or a helper's ``Secret`` under ``Username: "<token>"``): the
+    Bearer flow trades it for access tokens with a ``POST`` to the realm. Never printed.
+    """
 
-    def __init__(self, username: str, password: str) -> None:
+    __slots__ = ("username", "password", "identity_token")
+
+    def __init__(self, username: str, password: str, identity_token: str = "") -> None:
         object.__setattr__(self, "username", username)
         object.__setattr__(self, "password", password)
+        object.__setattr__(self, "identity_token", identity_token)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r}")
 
+    def _key(self) -> tuple[str, str, str]:
+        return (self.username, self.password, self.identity_token)
+
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return (self.username, self.password) == (other.username, other.password)  # type: ignore[attr-defined]
+        return self._key() == other._key()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash((self.username, self.password))
+        return hash(self._key())
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (Credentials, (self.username, self.password))
+        return (Credentials, self._key())
 
     def __repr__(self) -> str:  # never print a secret
-        return f"Credentials(username={self.username!r}, password=***)"
+        tail = ", identity_token=***" if self.identity_token else ""
+        return f"Credentials(username={self.username!r}, password=***{tail})"
+
+    @property
+    def has_password(self) -> bool:
+        """A user name and a password (Basic auth can be sent; the token GET flow can use them)."""
+        return bool(self.username and self.password)
 
 
 # -- where ---------------------------------------------------------------------------------
@@ -222,6 +240,10 @@ def check_config(obj: dict[str, Any], where: str) -> None:
 
 
 def _decode(entry: dict[str, Any], key: str, where: str) -> Credentials | None:
+    """An ``auths`` entry: ``auth`` (base64 ``user:password``) or ``username``/``password``, plus an
+    optional ``identitytoken`` (alone, or beside ``auth`` as ``az acr login`` writes it)."""
+    ident = entry.get("identitytoken")
+    ident = ident if isinstance(ident, str) else ""
     auth = entry.get("auth")
     if isinstance(auth, str) and auth:
         import base64
@@ -233,10 +255,12 @@ def _decode(entry: dict[str, Any], key: str, where: str) -> Credentials | None:
         user, sep, pw = text.partition(":")
         if not sep:
             raise bad
-        return Credentials(user, pw)
+        return Credentials(user, pw, ident)
     user, pw = entry.get("username"), entry.get("password")
     if isinstance(user, str) and isinstance(pw, str) and user:
-        return Credentials(user, pw)
+        return Credentials(user, pw, ident)
+    if ident:
+        return Credentials(user if isinstance(user, str) else "", "", ident)
     return None
 
 
@@ -295,6 +319,8 @@ def run_helper(name: str, server: str) -> Credentials | None:
         raise AuthError(f"credential helper {exe}: Username and Secret must be strings")
     if not user and not secret:
         return None
+    if user == TOKEN_USERNAME:          # Docker's convention: the Secret is an identity token
+        return Credentials("", "", secret) if secret else None
     return Credentials(user, secret)
 
 
