@@ -8,6 +8,11 @@ is :class:`~kilobox.formats.memory.MemorySink`, which collects what a copy write
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from kilobox.formats import Options
+    from kilobox.formats.registry import RegistrySink
+
 import random
 
 from kilobox.formats.memory import MemorySink as MemSink
@@ -76,4 +81,27 @@ class MemImage(MemorySource):
         return self.root_desc
 
 
-__all__ = ["MemImage", "MemSink", "layer_tgz"]
+__all__ = ["MemImage", "MemSink", "layer_tgz", "pull", "push"]
+
+
+def push(ref: str, opts: "Options", seed: int = 0) -> "RegistrySink":
+    """Push a small one-layer MemImage to registry reference *ref*; the sink (its stats) is returned."""
+    from kilobox.copying import copy_root
+    from kilobox.formats.registry import RegistrySink
+    from kilobox.oci import Reference
+    img = MemImage()
+    img.add_image(layers=1, size=500, seed=seed)
+    with RegistrySink(Reference.parse(ref), opts) as sink:
+        copy_root(img, sink)
+    return sink
+
+
+def pull(ref: str, opts: "Options") -> "MemSink":
+    """Pull registry reference *ref* into a MemSink."""
+    from kilobox.copying import copy_root
+    from kilobox.formats.registry import RegistrySource
+    from kilobox.oci import Reference
+    out = MemSink()
+    with RegistrySource(Reference.parse(ref), opts) as src:
+        copy_root(src, out)
+    return out

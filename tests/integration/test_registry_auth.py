@@ -16,24 +16,9 @@ from kilobox.formats import Options
 from kilobox.formats.registry import RegistrySink, RegistrySource, list_tags
 from kilobox.formats.registry.client import reset_clients
 from kilobox.oci import Reference
-from tests.helpers.memimage import MemImage, MemSink
+from tests.helpers.memimage import pull, push
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("private_store")]
-
-
-def push(ref: str, opts: Options, seed: int = 0) -> RegistrySink:
-    img = MemImage()
-    img.add_image(layers=1, size=500, seed=seed)
-    with RegistrySink(Reference.parse(ref), opts) as sink:
-        copy_root(img, sink)
-    return sink
-
-
-def pull(ref: str, opts: Options) -> MemSink:
-    out = MemSink()
-    with RegistrySource(Reference.parse(ref), opts) as src:
-        copy_root(src, out)
-    return out
 
 
 # -- Basic ------------------------------------------------------------------------------------------

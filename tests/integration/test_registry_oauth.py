@@ -15,32 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from kilobox.copying import copy_root
 from kilobox.errors import AuthError
 from kilobox.formats import Options
-from kilobox.formats.registry import RegistrySink, RegistrySource, list_tags
+from kilobox.formats.registry import list_tags
 from kilobox.oci import Reference
 from tests.helpers.hostile_registry import HostileRegistry, Reply
-from tests.helpers.memimage import MemImage, MemSink
+from tests.helpers.memimage import pull, push
 from tests.helpers.token_issuer import SERVICE
 from tests.helpers.tools import kilobox
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("private_store")]
-
-
-def push(ref: str, opts: Options, seed: int = 0) -> RegistrySink:
-    img = MemImage()
-    img.add_image(layers=1, size=500, seed=seed)
-    with RegistrySink(Reference.parse(ref), opts) as sink:
-        copy_root(img, sink)
-    return sink
-
-
-def pull(ref: str, opts: Options) -> MemSink:
-    out = MemSink()
-    with RegistrySource(Reference.parse(ref), opts) as src:
-        copy_root(src, out)
-    return out
 
 
 def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, obj: dict) -> Path:

@@ -365,20 +365,8 @@ def _read_reply(resp: "Response", what: str) -> bytes:
 
 def _read_error(resp: "Response") -> bytes:
     """At most :data:`MAX_OAUTH_ERROR` bytes of an error body (the rest is dropped with the connection)."""
-    from ...errors import RegistryError
-    parts: list[bytes] = []
-    n = 0
-    try:
-        while n < MAX_OAUTH_ERROR:
-            c = resp.read(MAX_OAUTH_ERROR - n)
-            if not c:
-                break
-            parts.append(c)
-            n += len(c)
-    except RegistryError:
-        pass
-    resp.close()
-    return b"".join(parts)
+    from .client import read_error_body
+    return read_error_body(resp, MAX_OAUTH_ERROR)
 
 
 def oauth_form(refresh_token: str, service: str, scopes: Iterable[str], client_id: str = OAUTH_CLIENT_ID) -> bytes:

@@ -49,6 +49,24 @@ USER_AGENT = "kilobox"
 _RETRY_EXC = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, RemoteDisconnected,
               IncompleteRead, TimeoutError)
 
+def read_error_body(resp: "Response", limit: int = ERROR_BODY_LIMIT) -> bytes:
+    """At most *limit* bytes of an error reply's body (nothing for HEAD); the response is closed,
+    and with it whatever the server sends beyond."""
+    parts: list[bytes] = []
+    n = 0
+    try:
+        while resp.method != "HEAD" and n < limit:
+            c = resp.read(limit - n)
+            if not c:
+                break
+            parts.append(c)
+            n += len(c)
+    except RegistryError:
+        pass
+    resp.close()
+    return b"".join(parts)
+
+
 class Endpoint:
     """Scheme and network location of an HTTP server (``http``, ``127.0.0.1:5000``)."""
 
@@ -383,19 +401,7 @@ class RegistryClient:
 
     @staticmethod
     def _error_body(resp: Response) -> bytes:
-        parts: list[bytes] = []
-        n = 0
-        try:
-            while resp.method != "HEAD" and n < ERROR_BODY_LIMIT:
-                c = resp.read(ERROR_BODY_LIMIT - n)
-                if not c:
-                    break
-                parts.append(c)
-                n += len(c)
-        except RegistryError:
-            pass
-        resp.close()
-        return b"".join(parts)
+        return read_error_body(resp)
 
     def ssl_context(self) -> object:
         """The SSL context of this client's https connections (built on first use, then shared)."""
