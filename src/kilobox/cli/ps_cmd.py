@@ -36,12 +36,12 @@ def run(args: argparse.Namespace) -> int:
         for r in rows:
             print(r["name"])
         return 0
-    table = [("NAME", "STATUS", "IMAGE", "COMMAND", "RUNTIME", "CREATED")]
+    table = [("NAME", "STATUS", "IMAGE", "COMMAND", "RUNTIME", "CREATED", "PORTS")]
     for r in rows:
         status = r["status"] + (f" ({r['exit_code']})" if r["exit_code"] is not None else "")
         cmd = " ".join(r["command"])
         table.append((r["name"], status, r["image"], cmd if len(cmd) <= 40 else cmd[:37] + "...",
-                      r["runtime"], _ago(r["created"])))
+                      r["runtime"], _ago(r["created"]), ", ".join(r.get("ports") or ())))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())

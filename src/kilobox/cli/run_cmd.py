@@ -27,8 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP", help="add a capability (all are dropped)")
     p.add_argument("--network", default="none", choices=["none", "host"],
                    help="none: a private network namespace with only loopback (default); host: the host's")
-    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOSTPORT:PORT",
-                   help="forward a host TCP port into the container (host address 127.0.0.1 unless given)")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOSTPORT:PORT[/udp]",
+                   help="forward a host port into the container: TCP, or UDP with /udp "
+                        "(host address 127.0.0.1 unless given; repeatable)")
     p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]", help="mount a tmpfs at PATH")
     p.add_argument("-m", "--memory", help="memory limit, e.g. 64m")
     p.add_argument("--pids-limit", type=int, help="maximum number of processes")
@@ -90,7 +91,7 @@ _LISTS = ("env", "tmpfs", "cap_add")
 def fast_main(argv: list[str]) -> int | None:
     """``kilobox run …`` without argparse, when a cached bundle exists; None means "use the full parser".
 
-    Handles the common flags; anything else (--engine, --publish, --platform, -h, …),
+    Handles the common flags; anything else (--engine, -p/--publish, --platform, -h, …),
     or an image without a warm bundle, falls back to the regular path.
     """
     if not argv or argv[0] != "run":

@@ -39,7 +39,7 @@ def run(image: str | None = None, *, rootfs: str | os.PathLike[str] | None = Non
 
     *config* holds the image config's ``config`` fields (Entrypoint, Cmd, Env, User, WorkingDir).
     Foreground runs return the exit code; detached runs return once the container started.
-    *publish*: ``[IP:]HOSTPORT:CONTAINERPORT`` forwards (host address 127.0.0.1 unless given).
+    *publish*: ``[IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]`` forwards (host address 127.0.0.1 unless given).
     """
     opts = options or RunOptions()
     if (image is None) == (rootfs is None):
@@ -48,16 +48,14 @@ def run(image: str | None = None, *, rootfs: str | os.PathLike[str] | None = Non
     if publish:
         if opts.network == "host":
             raise UsageError("--publish has no effect with --network host", hint="drop one of them")
-        if engine:
-            raise UsageError("--publish is not supported with --engine", hint="run it natively, or --network host")
-        from .publish import parse_publish
-        ports = [parse_publish(p) for p in publish]
+        from .publish import parse_publish_list
+        ports = parse_publish_list(publish)
     if engine:
         if rootfs is not None:
             raise UsageError("--engine needs an image, not a rootfs directory")
         from .engines import run_engine
         return RunResult(*run_engine(engine, image, opts, name=name, detach=detach, remove=remove,
-                                     platform=platform, registry_options=registry_options))
+                                     platform=platform, registry_options=registry_options, publish=ports))
     if os.geteuid() != 0:
         raise RunError("kilobox run needs root (rootless containers are not supported)",
                        hint="run as root, or use --engine podman")

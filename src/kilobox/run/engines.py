@@ -5,7 +5,9 @@ The image goes through a docker-archive (:func:`kilobox.copying.copy`) and
 ``kilobox/<digest[:20]>:run``. The run gets the same defaults as a native
 one: the image's user (uid 0 refused unless ``--user``), ``--read-only``, all
 capabilities dropped, ``no-new-privileges``, kilobox's seccomp profile, a
-loopback-only network (``--network none``) unless ``--network host``.
+loopback-only network (``--network none``) unless ``--network host``, or the
+engine's ``bridge`` with ``--publish`` (its port forwarding needs one; ``-p``
+passes on with the host address made explicit, ``/udp`` included).
 
 Host quirks handled: podman's default runtime (crun) on a hybrid cgroup host
 → ``--runtime runc``; a hard ``nofile`` limit below podman's default →
@@ -55,8 +57,14 @@ def _ulimits() -> list[str]:
     return []
 
 
-def run_flags(engine: str, opts: RunOptions, user: str | None) -> list[str]:
-    """The hardening and option flags of ``ENGINE run`` equivalent to a native kilobox run."""
+def run_flags(engine: str, opts: RunOptions, user: str | None, publish: list[Any] | tuple[Any, ...] = ()
+              ) -> list[str]:
+    """The hardening and option flags of ``ENGINE run`` equivalent to a native kilobox run.
+
+    *publish* (:class:`kilobox.run.publish.Port`): passed on as ``-p IP:HOSTPORT:PORT/PROTO``; the
+    engine's port forwarding needs a network, so the container gets its default ``bridge``
+    (``--network none`` would make the engine drop the ports).
+    """
     from .seccomp import DATA
     f: list[str] = []
     if not opts.read_write:
@@ -68,7 +76,11 @@ def run_flags(engine: str, opts: RunOptions, user: str | None) -> list[str]:
         f += ["--cap-add", c]
     f += ["--security-opt", "no-new-privileges"]
     f += ["--security-opt", "seccomp=unconfined" if opts.seccomp == "unconfined" else f"seccomp={DATA}"]
-    f += ["--network", "host" if opts.network == "host" else "none"]
+    f += ["--network", "host" if opts.network == "host" else "bridge" if publish else "none"]
+    if publish:
+        from .publish import engine_flag
+        for p in publish:
+            f += ["-p", engine_flag(p)]
     if user is not None:
         f += ["--user", user]
     for e in opts.env:
@@ -129,8 +141,8 @@ def load_image(engine: str, image: str, *, platform: str | None = None, registry
 
 
 def run_engine(engine: str, image: str, opts: RunOptions, *, name: str | None = None, detach: bool = False,
-               remove: bool = False, platform: str | None = None, registry_options: Any = None
-               ) -> tuple[str | None, int | None]:
+               remove: bool = False, platform: str | None = None, registry_options: Any = None,
+               publish: list[Any] | tuple[Any, ...] = ()) -> tuple[str | None, int | None]:
     """Run *image* with *engine*; foreground: (name, exit code) — detached: (name, None)."""
     from . import spec
     exe = engine_exe(engine)
@@ -142,7 +154,7 @@ def run_engine(engine: str, image: str, opts: RunOptions, *, name: str | None = 
     argv = [exe, *global_flags(engine), "run"]
     if remove:
         argv.append("--rm")
-    argv += run_flags(engine, opts, opts.user)
+    argv += run_flags(engine, opts, opts.user, publish)
     if not detach:
         if name:
             argv += ["--name", name]
@@ -151,6 +163,7 @@ def run_engine(engine: str, image: str, opts: RunOptions, *, name: str | None = 
         sys.stderr.flush()
         return name, _foreground(argv)
     from . import state as st
+    from .publish import describe
     name, cdir = st.claim(name)
     try:
         argv += ["-d", "--name", f"kilobox-{name}", ref, *(opts.args or ())]
@@ -159,7 +172,7 @@ def run_engine(engine: str, image: str, opts: RunOptions, *, name: str | None = 
             "name": name, "image": image, "digest": "", "argv": list(opts.args or cfg.get("Cmd") or []),
             "runtime": engine, "engine": engine, "engine_exe": exe, "engine_id": cid,
             "engine_flags": global_flags(engine), "created": st.now(), "detached": True, "rm": remove,
-            "runtime_pid": None})
+            "runtime_pid": None, "ports": [describe(p) for p in publish]})
     except BaseException:
         st.remove_dir(cdir)
         raise

@@ -38,8 +38,12 @@ def _plan(meta: dict[str, object], name: str, cdir: str, runtime: str | None) ->
 
 
 def _record(cdir: str, meta: dict[str, object], name: str, ln: Launch, *, detached: bool, remove: bool,
-            engine: str = "", write: bool = True) -> dict[str, object]:
-    doc = record(cdir, meta, name, ln, detached=detached, remove=remove, engine=engine)
+            engine: str = "", write: bool = True, publish: object = ()) -> dict[str, object]:
+    ports: list[str] = []
+    if publish:
+        from .publish import describe
+        ports = [describe(p) for p in publish]  # type: ignore[attr-defined]
+    doc = record(cdir, meta, name, ln, detached=detached, remove=remove, engine=engine, ports=ports)
     if write:
         st.write_json(os.path.join(cdir, "state.json"), {k: v for k, v in doc.items() if k[0] != "_"})
     return doc
@@ -66,7 +70,7 @@ def run_foreground(meta: dict[str, object], *, name: str | None = None, remove: 
     name, cdir = st.claim(name)
     try:
         ln, mounts = _plan(meta, name, cdir, runtime)
-        doc = _record(cdir, meta, name, ln, detached=False, remove=remove, write=False)
+        doc = _record(cdir, meta, name, ln, detached=False, remove=remove, write=False, publish=publish)
         fwd = _forwarder(publish)
     except BaseException:
         st.remove_dir(cdir)
@@ -110,7 +114,7 @@ def start_detached(meta: dict[str, object], *, name: str | None = None, remove: 
     name, cdir = st.claim(name)
     try:
         ln, mounts = _plan(meta, name, cdir, runtime)
-        doc = _record(cdir, meta, name, ln, detached=True, remove=remove)
+        doc = _record(cdir, meta, name, ln, detached=True, remove=remove, publish=publish)
         fwd = _forwarder(publish)      # bound here: a busy port fails this command, not the monitor
     except BaseException:
         st.remove_dir(cdir)
@@ -184,6 +188,8 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: i
         if status is None:
             _, status = os.waitpid(pid, 0)
         code = _exit_code(status)
+        if fwd is not None:
+            fwd.close()  # type: ignore[attr-defined]  # host ports free before the exit is recorded
         if remove:
             st.remove_dir(cdir)
         else:
@@ -332,5 +338,6 @@ def ps() -> list[dict[str, object]]:
             state, code = st.status(doc)
         rows.append({"name": doc["name"], "image": doc.get("image", ""), "command": doc.get("argv", []),
                      "status": state, "exit_code": code, "created": doc.get("created"),
-                     "runtime": doc.get("engine") or doc.get("runtime", ""), "detached": doc.get("detached")})
+                     "runtime": doc.get("engine") or doc.get("runtime", ""), "detached": doc.get("detached"),
+                     "ports": list(doc.get("ports") or ())})
     return rows

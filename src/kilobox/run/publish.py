@@ -1,12 +1,22 @@
-"""``--publish``: a userland TCP forwarder from a host port into the container's network namespace.
+"""``--publish``: userland TCP and UDP forwarders from host ports into the container's network namespace.
 
 The container keeps its private network namespace (only loopback). kilobox
-binds the host address before the container starts (a busy port is an error
-up front) and, once the container runs, forwards each accepted connection to
-``127.0.0.1:PORT`` *inside* the container: the thread serving the connection
-joins the container's network namespace with ``setns`` (a per-thread change)
-before it creates its socket — what docker's userland proxy and podman's
-rootlessport do, without iptables or a veth pair. TCP only.
+binds the host addresses before the container starts (a busy port is an error
+up front) and, once the container runs, relays into ``127.0.0.1:PORT``
+*inside* the container: the relaying thread joins the container's network
+namespace with ``setns`` (a per-thread change) before it creates its sockets —
+what docker's userland proxy and podman's rootlessport do, without iptables or
+a veth pair.
+
+- TCP: a thread per accepted connection, copying both ways.
+- UDP: one thread per published port, polling the host socket and one
+  container-side socket per client address (``connect``-ed to
+  ``127.0.0.1:PORT``, so the server sees each client as its own peer and its
+  replies go back to that client only). A mapping idle for :data:`UDP_IDLE`
+  seconds is dropped (conntrack's UDP timeout); at most :data:`UDP_CLIENTS`
+  per port, the least recently used evicted first. Datagrams keep their
+  boundaries (up to 65,535 bytes); one that cannot be queued is dropped, as
+  the network would.
 
 The forwarder lives in the process that waits for the container: kilobox
 itself in the foreground, the monitor of a detached container.
@@ -16,39 +26,152 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import socket
 import threading
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
+from typing import Callable, Generic, Iterable, TypeVar
 
 from ..errors import RunError, UsageError
 
 CLONE_NEWNET = 0x40000000
-_PUB_RE = r"(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})(?:/(tcp))?\Z"
+_PUB_RE = r"(?:([0-9]{1,3}(?:\.[0-9]{1,3}){3}):)?([0-9]{1,5}):([0-9]{1,5})(?:/([A-Za-z]{1,8}))?\Z"
 _CHUNK = 65536
+PROTOCOLS = ("tcp", "udp")
+#: seconds a UDP client mapping lives without traffic either way (conntrack's nf_conntrack_udp_timeout)
+UDP_IDLE = 60.0
+#: client mappings per published UDP port (fewer when the open-file limit is low)
+UDP_CLIENTS = 1024
+#: the largest datagram relayed (IPv4 carries at most 65,507 bytes of UDP payload)
+UDP_MAX = 65535
+_BATCH = 64          # datagrams read from one socket before polling again (fairness)
+_POLLIN = select.POLLIN | select.POLLERR
 
-#: host address and port, container port
-Port = namedtuple("Port", "host_ip host_port container_port")
+#: host address and port, container port, protocol ("tcp" or "udp")
+Port = namedtuple("Port", "host_ip host_port container_port proto", defaults=("tcp",))
+_HINT = "e.g. -p 8080:80, -p 0.0.0.0:80:8080/tcp or -p 127.0.0.1:5353:53/udp"
 
 
 def parse_publish(item: str) -> Port:
-    """``[IP:]HOSTPORT:CONTAINERPORT[/tcp]``; the host address defaults to 127.0.0.1 (not 0.0.0.0)."""
+    """``[IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]``; the host address defaults to 127.0.0.1 (not 0.0.0.0)."""
     m = re.match(_PUB_RE, item or "")
     if not m:
-        raise UsageError(f"--publish {item!r}: expected [IP:]HOSTPORT:CONTAINERPORT[/tcp]",
-                         hint="e.g. -p 8080:8080 or -p 0.0.0.0:80:8080 (TCP only)")
+        raise UsageError(f"--publish {item!r}: expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]", hint=_HINT)
+    proto = (m.group(4) or "tcp").lower()
+    if proto not in PROTOCOLS:
+        raise UsageError(f"--publish {item!r}: unsupported protocol {m.group(4)!r}",
+                         hint="use /tcp (the default) or /udp")
     ip = m.group(1) or "127.0.0.1"
     try:
-        socket.inet_aton(ip)
+        socket.inet_pton(socket.AF_INET, ip)       # strict: no octal, no short forms
     except OSError:
-        raise UsageError(f"--publish {item!r}: bad IPv4 address {ip!r}") from None
+        raise UsageError(f"--publish {item!r}: bad IPv4 address {ip!r}", hint=_HINT) from None
     hp, cp = int(m.group(2)), int(m.group(3))
     if not (1 <= hp <= 65535 and 1 <= cp <= 65535):
-        raise UsageError(f"--publish {item!r}: ports must be 1..65535")
-    return Port(ip, hp, cp)
+        raise UsageError(f"--publish {item!r}: ports must be 1..65535", hint=_HINT)
+    return Port(ip, hp, cp, proto)
 
 
+def parse_publish_list(items: Iterable[str]) -> list[Port]:
+    """Every ``--publish``; a host port may be published once per protocol (and address)."""
+    ports: list[Port] = []
+    for item in items:
+        p = parse_publish(item)
+        for q in ports:
+            overlap = q.host_ip == p.host_ip or "0.0.0.0" in (q.host_ip, p.host_ip)
+            if (q.proto, q.host_port) == (p.proto, p.host_port) and overlap:
+                raise UsageError(f"--publish {item!r}: host port {p.host_port}/{p.proto} is already published "
+                                 f"({engine_flag(q)})",
+                                 hint="publish a host port once per protocol (TCP and UDP may share a number)")
+        ports.append(p)
+    return ports
+
+
+def describe(p: Port) -> str:
+    """As ``docker ps`` shows it: ``127.0.0.1:5683->5683/udp``."""
+    return f"{p.host_ip}:{p.host_port}->{p.container_port}/{p.proto}"
+
+
+def engine_flag(p: Port) -> str:
+    """The ``-p`` value for podman/docker, host address explicit: ``127.0.0.1:5683:5683/udp``."""
+    return f"{p.host_ip}:{p.host_port}:{p.container_port}/{p.proto}"
+
+
+# -- UDP client mappings (pure: no sockets) ------------------------------------------------
+V = TypeVar("V")
+
+
+class ClientTable(Generic[V]):
+    """Client address → value, least recently used first; bounded, with an idle timeout.
+
+    *close* is called for every value that leaves the table (expired, evicted, cleared).
+    """
+
+    def __init__(self, close: Callable[[V], object], limit: int = UDP_CLIENTS, idle: float = UDP_IDLE) -> None:
+        self.limit, self.idle, self._close = max(1, limit), idle, close
+        self._items: OrderedDict[object, list] = OrderedDict()   # addr -> [value, last use]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, addr: object, now: float) -> V | None:
+        """The value for *addr*, marked used at *now* (None if unknown)."""
+        it = self._items.get(addr)
+        if it is None:
+            return None
+        it[1] = now
+        self._items.move_to_end(addr)
+        return it[0]
+
+    def add(self, addr: object, value: V, now: float) -> None:
+        """Insert *addr*; when full, the least recently used mapping goes first."""
+        while len(self._items) >= self.limit:
+            self.evict_oldest()
+        self._items[addr] = [value, now]
+
+    def evict_oldest(self) -> bool:
+        if not self._items:
+            return False
+        _addr, (value, _t) = self._items.popitem(last=False)
+        self._close(value)
+        return True
+
+    def expire(self, now: float) -> int:
+        """Drop the mappings idle for :attr:`idle` seconds or more; returns how many."""
+        n = 0
+        while self._items:
+            addr, (value, last) = next(iter(self._items.items()))
+            if now - last < self.idle:
+                break
+            del self._items[addr]
+            self._close(value)
+            n += 1
+        return n
+
+    def next_expiry(self, now: float) -> float | None:
+        """Seconds until the oldest mapping expires (None when empty)."""
+        if not self._items:
+            return None
+        return max(0.0, next(iter(self._items.values()))[1] + self.idle - now)
+
+    def clear(self) -> None:
+        while self.evict_oldest():
+            pass
+
+
+def udp_limit(n_ports: int, soft_nofile: int | None = None) -> int:
+    """Client mappings per UDP port so that all of them fit the process's open-file limit."""
+    if soft_nofile is None:
+        import resource
+        soft_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft_nofile == resource.RLIM_INFINITY:
+            soft_nofile = 1 << 20
+    return max(16, min(UDP_CLIENTS, (soft_nofile - 64) // max(1, n_ports)))
+
+
+# -- the forwarder ----------------------------------------------------------------------------
 class Forwarder:
-    """Listening sockets on the host and the threads that forward into the container."""
+    """Host sockets (listening TCP, bound UDP) and the threads that relay into the container."""
 
     def __init__(self, ports: list[Port]) -> None:
         self.ports = ports
@@ -56,43 +179,65 @@ class Forwarder:
         self._stop = threading.Event()
         self._netns: int | None = None
         self._ready = threading.Event()
+        self._attached = threading.Event()        # _attach finished (netns or not), or closing
+        self._wake: tuple[int, int] | None = None  # a pipe: close() wakes the UDP relays
+        self._relays: list[threading.Thread] = []
 
     def bind(self) -> None:
         """Bind every host port now (before the container starts)."""
         for p in self.ports:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp = p.proto == "udp"
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
             try:
+                if not udp:   # (UDP: no SO_REUSEADDR, it would let two binds share the port)
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind((p.host_ip, p.host_port))
-                s.listen(128)
+                if not udp:
+                    s.listen(128)
             except OSError as e:
                 s.close()
                 self.close()
-                raise RunError(f"--publish {p.host_ip}:{p.host_port}: {e.strerror}",
+                raise RunError(f"--publish {p.host_ip}:{p.host_port}/{p.proto}: {e.strerror}",
                                hint="the host port is taken: choose another one") from None
-            s.settimeout(0.2)
+            if udp:
+                s.setblocking(False)
+            else:
+                s.settimeout(0.2)
             self.listeners.append((s, p))
 
     def start(self, pid_file: str, runtime_pid: int) -> None:
         """Serve in background threads once the container's init (its pid file) exists."""
         threading.Thread(target=self._attach, args=(pid_file, runtime_pid), daemon=True).start()
+        udp = [(s, p) for s, p in self.listeners if p.proto == "udp"]
+        if udp:
+            self._wake = os.pipe()
+            limit = udp_limit(len(udp))
+            for s, p in udp:
+                t = threading.Thread(target=self._relay, args=(s, p, limit), daemon=True,
+                                     name=f"kilobox-udp-{p.host_port}")
+                t.start()
+                self._relays.append(t)
         for s, p in self.listeners:
-            threading.Thread(target=self._accept, args=(s, p), daemon=True).start()
+            if p.proto == "tcp":
+                threading.Thread(target=self._accept, args=(s, p), daemon=True).start()
 
     def _attach(self, pid_file: str, runtime_pid: int) -> None:
         from . import state as st
-        while not self._stop.is_set():
-            pid = st.read_int(pid_file)
-            if pid and st.start_time(pid) is not None:
-                try:
-                    self._netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-                except OSError:
+        try:
+            while not self._stop.is_set():
+                pid = st.read_int(pid_file)
+                if pid and st.start_time(pid) is not None:
+                    try:
+                        self._netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                    except OSError:
+                        return
+                    self._ready.set()
                     return
-                self._ready.set()
-                return
-            if st.start_time(runtime_pid) is None:
-                return
-            self._stop.wait(0.005)
+                if st.start_time(runtime_pid) is None:
+                    return
+                self._stop.wait(0.005)
+        finally:
+            self._attached.set()
 
     def _accept(self, s: socket.socket, p: Port) -> None:
         while not self._stop.is_set():
@@ -127,8 +272,33 @@ class Forwarder:
                     except OSError:
                         pass
 
+    def _relay(self, host: socket.socket, p: Port, limit: int) -> None:
+        """One published UDP port: wait for the container, join its netns, relay until close()."""
+        self._attached.wait()
+        if self._stop.is_set() or self._netns is None or self._wake is None:
+            return
+        from .ns import _lib
+        lib, _ctypes = _lib()
+        if lib.setns(self._netns, CLONE_NEWNET) != 0:        # this thread only
+            return
+        UdpRelay(host, p.container_port, self._wake[0], limit).run()
+
     def close(self) -> None:
+        """Stop relaying and close every socket and descriptor (UDP relay threads are joined)."""
         self._stop.set()
+        self._attached.set()
+        if self._wake is not None:
+            try:
+                os.write(self._wake[1], b"x")
+            except OSError:
+                pass
+        for t in self._relays:
+            t.join(5)
+        self._relays = []
+        if self._wake is not None:
+            for fd in self._wake:
+                os.close(fd)
+            self._wake = None
         for s, _ in self.listeners:
             try:
                 s.close()
@@ -138,6 +308,105 @@ class Forwarder:
         if self._netns is not None:
             os.close(self._netns)
             self._netns = None
+
+
+class UdpRelay:
+    """The loop of one published UDP port. Call :meth:`run` in a thread that is in the container's
+    network namespace: the per-client sockets are created there."""
+
+    def __init__(self, host: socket.socket, container_port: int, wake_fd: int, limit: int = UDP_CLIENTS,
+                 idle: float = UDP_IDLE) -> None:
+        self.host, self.port, self.wake_fd = host, container_port, wake_fd
+        self._poll = select.poll()
+        self._by_fd: dict[int, tuple[socket.socket, object]] = {}
+        self.clients: ClientTable[socket.socket] = ClientTable(self._drop, limit, idle)
+        self._buf = bytearray(UDP_MAX + 1)
+
+    def _drop(self, s: socket.socket) -> None:
+        fd = s.fileno()
+        self._by_fd.pop(fd, None)
+        try:
+            self._poll.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        s.close()
+
+    def run(self) -> None:
+        """Relay until the wake pipe becomes readable; every client socket is closed on the way out."""
+        import math
+        import time
+        self._poll.register(self.wake_fd, select.POLLIN)
+        self._poll.register(self.host, _POLLIN)
+        hfd = self.host.fileno()
+        try:
+            while True:
+                wait = self.clients.next_expiry(time.monotonic())
+                events = self._poll.poll(None if wait is None else math.ceil(wait * 1000))
+                now = time.monotonic()
+                for fd, _ev in events:
+                    if fd == self.wake_fd:
+                        return
+                    if fd == hfd:
+                        self._from_clients(now)
+                    elif fd in self._by_fd:
+                        self._to_client(*self._by_fd[fd], now)
+                self.clients.expire(now)
+        finally:
+            self.clients.clear()
+
+    def _from_clients(self, now: float) -> None:
+        """Datagrams on the host socket: each into its client's container-side socket."""
+        view = memoryview(self._buf)
+        for _ in range(_BATCH):
+            try:
+                n, addr = self.host.recvfrom_into(self._buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue                     # an error queued on the socket: cleared by reading it
+            inner = self.clients.get(addr, now) or self._open(addr, now)
+            if inner is None:
+                continue
+            try:
+                inner.send(view[:n])
+            except OSError:
+                pass                         # ECONNREFUSED (nothing listens yet), buffer full: dropped
+
+    def _open(self, addr: object, now: float) -> socket.socket | None:
+        for _ in range(2):
+            try:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            except OSError:                  # EMFILE/ENFILE: make room once
+                if not self.clients.evict_oldest():
+                    return None
+                continue
+            try:
+                s.setblocking(False)
+                s.connect(("127.0.0.1", self.port))
+            except OSError:
+                s.close()
+                return None
+            self.clients.add(addr, s, now)
+            self._by_fd[s.fileno()] = (s, addr)
+            self._poll.register(s, _POLLIN)
+            return s
+        return None
+
+    def _to_client(self, inner: socket.socket, addr: object, now: float) -> None:
+        """Replies from the container: back out through the host socket to the client they belong to."""
+        self.clients.get(addr, now)          # traffic either way keeps a mapping alive
+        view = memoryview(self._buf)
+        for _ in range(_BATCH):
+            try:
+                n = inner.recv_into(self._buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue                     # ECONNREFUSED from an earlier datagram: read and cleared
+            try:
+                self.host.sendto(view[:n], addr)
+            except OSError:
+                pass
 
 
 def _pump(a: socket.socket, b: socket.socket, stop: threading.Event) -> None:

@@ -52,15 +52,16 @@ def mounts_for(meta: dict[str, object], cdir: str, fix: str) -> Mounts:
 
 
 def record(cdir: str, meta: dict[str, object], name: str, ln: object, *, detached: bool, remove: bool,
-           engine: str = "") -> dict[str, object]:
-    """The container's state document (``_dir``: its directory, not written)."""
+           engine: str = "", ports: list[str] | tuple[str, ...] = ()) -> dict[str, object]:
+    """The container's state document (``_dir``: its directory, not written); *ports*: the published
+    ones as ``ps`` shows them (``127.0.0.1:5683->5683/udp``)."""
     return {"name": name, "image": meta.get("image", ""), "digest": meta.get("digest", ""),
             "bundle": meta.get("dir", ""), "argv": meta.get("argv", []),
             "runtime": ln.runtime.name if ln else engine,              # type: ignore[attr-defined]
             "runtime_path": ln.runtime.path if ln else "",            # type: ignore[attr-defined]
             "runtime_root": ln.argv[2] if ln else "",                 # type: ignore[attr-defined]
             "created": time.time(), "detached": detached, "rm": remove, "engine": engine,
-            "runtime_pid": None, "runtime_started": None, "_dir": cdir}
+            "runtime_pid": None, "runtime_started": None, "ports": list(ports), "_dir": cdir}
 
 
 def set_runtime_pid(doc: dict[str, object], pid: int) -> None:
