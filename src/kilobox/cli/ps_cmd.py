@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     table = [("NAME", "STATUS", "IMAGE", "COMMAND", "RUNTIME", "CREATED", "PORTS")]
     for r in rows:
         status = r["status"] + (f" ({r['exit_code']})" if r["exit_code"] is not None else "")
+        if r["status"] == "running" and r.get("restart_count"):
+            status += f" (restarts {r['restart_count']})"
         cmd = " ".join(r["command"])
         table.append((r["name"], status, r["image"], cmd if len(cmd) <= 40 else cmd[:37] + "...",
                       r["runtime"], _ago(r["created"]), ", ".join(r.get("ports") or ())))

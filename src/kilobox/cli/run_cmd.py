@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="container name (default: generated)")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background; logs go to the state dir")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("--restart", metavar="POLICY",
+                   help="with -d only: no (default), on-failure[:MAX], always, unless-stopped (as always: "
+                        "there is no daemon); kilobox stop/rm -f end it for good")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]", help="set an environment variable")
     p.add_argument("--entrypoint", help="override the image's entrypoint (\"\" clears it)")
     p.add_argument("-w", "--workdir", help="working directory inside the container")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     r = run_container(args.image, options=opts, name=args.name, detach=args.detach, remove=args.rm,
                       runtime=args.runtime, engine=args.engine, platform=args.platform, registry_options=reg,
-                      publish=args.publish)
+                      publish=args.publish, restart=args.restart)
     if args.detach:
         print(r.name)
         return 0
@@ -91,7 +94,7 @@ _LISTS = ("env", "tmpfs", "cap_add")
 def fast_main(argv: list[str]) -> int | None:
     """``kilobox run …`` without argparse, when a cached bundle exists; None means "use the full parser".
 
-    Handles the common flags; anything else (--engine, -p/--publish, --platform, -h, …),
+    Handles the common flags; anything else (--engine, -p/--publish, --platform, --restart, -h, …),
     or an image without a warm bundle, falls back to the regular path.
     """
     if not argv or argv[0] != "run":

@@ -34,16 +34,20 @@ def run(image: str | None = None, *, rootfs: str | os.PathLike[str] | None = Non
         config: dict[str, object] | None = None, options: RunOptions | None = None, name: str | None = None,
         detach: bool = False, remove: bool = False, runtime: str | None = None, engine: str | None = None,
         platform: str | None = None, registry_options: object = None, publish: list[str] | tuple[str, ...] = (),
-        stdin: int = 0, stdout: int = 1, stderr: int = 2) -> RunResult:
+        restart: str | None = None, stdin: int = 0, stdout: int = 1, stderr: int = 2) -> RunResult:
     """Run *image* (any location kilobox reads), or a prepared *rootfs* with an image *config* block.
 
     *config* holds the image config's ``config`` fields (Entrypoint, Cmd, Env, User, WorkingDir).
     Foreground runs return the exit code; detached runs return once the container started.
     *publish*: ``[IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]`` forwards (host address 127.0.0.1 unless given).
+    *restart* (detached only): ``no``, ``on-failure[:MAX]``, ``always`` or ``unless-stopped``.
     """
     opts = options or RunOptions()
     if (image is None) == (rootfs is None):
         raise UsageError("run: give an image or a rootfs (not both)")
+    if restart is not None:
+        from .restart import check_restart
+        check_restart(restart, detach=detach, remove=remove, publish=publish, engine=engine)
     ports = []
     if publish:
         if opts.network == "host":
@@ -70,7 +74,7 @@ def run(image: str | None = None, *, rootfs: str | os.PathLike[str] | None = Non
     from . import lifecycle
     if detach:
         return RunResult(lifecycle.start_detached(meta, name=name, remove=remove, runtime=runtime,
-                                                  publish=ports), None)
+                                                  publish=ports, restart=restart), None)
     cname, code = lifecycle.run_foreground(meta, name=name, remove=remove, runtime=runtime,
                                            stdin=stdin, stdout=stdout, stderr=stderr, publish=ports)
     return RunResult(None if remove else cname, code)

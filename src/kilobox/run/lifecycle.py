@@ -10,6 +10,13 @@ runtime with stdout/stderr appended to the container's log, reports "started"
 back through a pipe, then waits for the exit code and records it (and removes
 the container with ``--rm``). The monitor is what survives kilobox, as
 conmon does for podman; it reaps the runtime, so no zombies are left behind.
+
+Restart policies (``--restart``, docker's): the monitor re-launches the runtime
+on the same bundle and state dir after an exit the policy accepts, after a
+back-off (100 ms, doubling, at most 1 min; back to 100 ms once a run lasted
+10 s). ``stop``/``rm -f`` first leave a stop request in the state dir (the
+monitor checks it before every restart and during the back-off), then signal
+whichever run is current. The log is appended to by every run.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ import time
 from _signal import SIG_DFL, SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM
 from _signal import signal as _set_handler
 
-from ..errors import RunError
+from ..errors import NotFound, RunError
 from . import state as st
 from .ns import Mounts, read_all, spawn
 from .runtimes import Launch, Runtime, delete_argv, find_runtime, launch, runtime_root
+from .restart import (initial_backoff, check_restart, next_backoff, parse_restart,
+                      restart_text, should_restart)
 from .warm import FORWARD, exit_code as _exit_code, forwarder, mounts_for, record, set_runtime_pid
 
-__all__ = ["FORWARD", "run_foreground", "start_detached", "stop", "remove", "logs", "ps"]
+__all__ = ["FORWARD", "run_foreground", "start_detached", "stop", "remove", "logs", "ps", "parse_restart",
+           "check_restart", "should_restart", "next_backoff"]
 
 
 def _plan(meta: dict[str, object], name: str, cdir: str, runtime: str | None) -> tuple[Launch, Mounts]:
@@ -109,12 +119,20 @@ def _kill(pid: int, sig: int) -> None:
 
 
 def start_detached(meta: dict[str, object], *, name: str | None = None, remove: bool = False,
-                   runtime: str | None = None, timeout: float = 30.0, publish: object = ()) -> str:
-    """Start the bundle in the background under a monitor; returns the container's name."""
+                   runtime: str | None = None, timeout: float = 30.0, publish: object = (),
+                   restart: str | None = None) -> str:
+    """Start the bundle in the background under a monitor; returns the container's name.
+
+    *restart*: ``no`` (default), ``on-failure[:MAX]``, ``always`` or ``unless-stopped``.
+    """
+    policy = check_restart(restart, detach=True, remove=remove, publish=publish)
     name, cdir = st.claim(name)
     try:
         ln, mounts = _plan(meta, name, cdir, runtime)
-        doc = _record(cdir, meta, name, ln, detached=True, remove=remove, publish=publish)
+        doc = _record(cdir, meta, name, ln, detached=True, remove=remove, publish=publish, write=False)
+        if policy[0] != "no":
+            doc.update(restart=restart_text(policy), restart_count=0, last_exit=None)
+        _save(doc)
         fwd = _forwarder(publish)      # bound here: a busy port fails this command, not the monitor
     except BaseException:
         st.remove_dir(cdir)
@@ -126,7 +144,7 @@ def start_detached(meta: dict[str, object], *, name: str | None = None, remove: 
             os.close(r)
             os.setsid()
             if os.fork() == 0:
-                _monitor(ln, mounts, cdir, doc, w, remove, timeout, fwd)
+                _monitor(ln, mounts, cdir, doc, w, remove, timeout, fwd, policy)
             os._exit(0)
         except BaseException:  # noqa: BLE001
             os._exit(125)
@@ -144,8 +162,12 @@ def start_detached(meta: dict[str, object], *, name: str | None = None, remove: 
                    hint="see the runtime's message above, or run it in the foreground")
 
 
+def _save(doc: dict[str, object]) -> None:
+    st.write_json(os.path.join(doc["_dir"], "state.json"), {k: v for k, v in doc.items() if k[0] != "_"})
+
+
 def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: int, remove: bool,
-             timeout: float, fwd: object = None) -> None:
+             timeout: float, fwd: object = None, policy: tuple[str, int] = ("no", 0)) -> None:
     """The detached container's keeper (never returns)."""
     code = 125
     try:
@@ -158,6 +180,9 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: i
         except RunError as e:
             os.write(w, f"failed {e}".encode())
             os._exit(0)
+        started = time.monotonic()
+        if policy[0] != "no":   # ps tells "restarting" from "dead" by the monitor's liveness
+            doc.update(monitor_pid=os.getpid(), monitor_started=st.start_time(os.getpid()))
         _set_runtime_pid(cdir, doc, pid)
         pidfile = os.path.join(cdir, "pid")
         if fwd is not None:
@@ -188,6 +213,8 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: i
         if status is None:
             _, status = os.waitpid(pid, 0)
         code = _exit_code(status)
+        if policy[0] != "no":
+            code = _keep_restarting(ln, mounts, doc, policy, code, started, null, log)
         if fwd is not None:
             fwd.close()  # type: ignore[attr-defined]  # host ports free before the exit is recorded
         if remove:
@@ -196,6 +223,49 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: i
             st.write_exit(cdir, code)
     finally:
         os._exit(0)
+
+
+def _keep_restarting(ln: Launch, mounts: Mounts, doc: dict[str, object], policy: tuple[str, int], code: int,
+                     started: float, null: int, log: int) -> int:
+    """Restart the container while *policy* says so and no stop was asked; returns the last exit code."""
+    cdir = doc["_dir"]
+    pidfile = os.path.join(cdir, "pid")
+    delay, start = 0.0, initial_backoff()
+    while not st.stop_requested(cdir) and should_restart(policy, code, int(doc.get("restart_count") or 0)):
+        delay = next_backoff(delay, time.monotonic() - started, start)
+        doc["last_exit"] = code
+        _save(doc)
+        if _sleep_unless_stopped(cdir, delay):
+            break
+        _runtime_delete(doc, doc["name"])      # normally gone already: `run` deletes on exit
+        try:
+            os.unlink(pidfile)
+        except FileNotFoundError:
+            pass
+        doc["restart_count"] = int(doc.get("restart_count") or 0) + 1
+        started = time.monotonic()
+        try:
+            pid = spawn(ln.argv, mounts, stdin=null, stdout=log, stderr=log)
+        except RunError as e:
+            os.write(log, f"kilobox: restart failed: {e}\n".encode())
+            code = 125
+            continue
+        _set_runtime_pid(cdir, doc, pid)
+        _, status = os.waitpid(pid, 0)
+        code = _exit_code(status)
+    return code
+
+
+def _sleep_unless_stopped(cdir: str, seconds: float) -> bool:
+    """Wait *seconds*; True as soon as a stop is asked (or the container was removed)."""
+    end = time.monotonic() + seconds
+    while True:
+        if st.stop_requested(cdir) or not os.path.isdir(cdir):
+            return True
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(left, 0.02))
 
 
 def _tail(path: str, n: int = 400) -> str:
@@ -215,6 +285,8 @@ def stop(name: str, timeout: float = 10.0) -> int | None:
     if doc.get("engine"):
         from .engines import engine_stop
         return engine_stop(doc, timeout)
+    if doc.get("restart"):
+        return _stop_restarting(doc, timeout)
     state, code = st.status(doc)
     if state != "running":
         return code
@@ -229,6 +301,35 @@ def stop(name: str, timeout: float = 10.0) -> int | None:
             _kill(doc["runtime_pid"], SIGKILL)
         _wait_exit(doc, 10.0)
     return st.status(doc)[1] if os.path.exists(doc["_dir"]) else None
+
+
+def _stop_restarting(doc: dict[str, object], timeout: float) -> int | None:
+    """Stop a container that has a restart policy, for good: the request first (no restart after
+    it), then SIGTERM — SIGKILL after *timeout* — to whichever run is current, until the monitor
+    records the exit."""
+    cdir, name = doc["_dir"], doc["name"]
+    st.request_stop(cdir)
+    exit_file = os.path.join(cdir, "exit")
+    kill_at = time.monotonic() + timeout
+    give_up = kill_at + 10.0
+    sent: set[tuple[int, int]] = set()
+    while os.path.exists(cdir) and not os.path.exists(exit_file) and time.monotonic() < give_up:
+        try:
+            doc = st.load(name)                 # a restart changes the runtime's pid
+        except (NotFound, RunError):             # removed meanwhile
+            break
+        state, _ = st.status(doc)
+        if state not in ("running", "restarting"):
+            break                               # no monitor left to record an exit
+        sig = SIGTERM if time.monotonic() < kill_at else SIGKILL
+        init = st.init_pid(doc)
+        if init and (init, sig) not in sent:
+            _kill(init, sig)
+            sent.add((init, sig))
+        elif not init and sig == SIGKILL and st.alive(doc.get("runtime_pid"), doc.get("runtime_started")):
+            _kill(doc["runtime_pid"], SIGKILL)
+        time.sleep(0.02)
+    return st.status(doc)[1] if os.path.exists(cdir) else None
 
 
 def _wait_exit(doc: dict[str, object], timeout: float) -> bool:
@@ -258,9 +359,9 @@ def remove(name: str, force: bool = False) -> None:
     if doc.get("engine"):
         from .engines import engine_rm
         engine_rm(doc, force)
-    elif state == "running":
+    elif state in ("running", "restarting"):
         if not force:
-            raise RunError(f"container {name} is running", hint=f"stop it first (kilobox stop {name}) or use rm -f")
+            raise RunError(f"container {name} is {state}", hint=f"stop it first (kilobox stop {name}) or use rm -f")
         stop(name, timeout=0)
     if not doc.get("engine") and doc.get("runtime_path") and os.path.exists(doc["runtime_path"]):
         _runtime_delete(doc, name)
@@ -315,7 +416,7 @@ def logs(name: str, follow: bool = False, out: object = None) -> None:
                 continue
             if not follow:
                 return
-            if st.status(doc)[0] != "running" or not os.path.exists(doc["_dir"]):
+            if st.status(doc)[0] not in ("running", "restarting") or not os.path.exists(doc["_dir"]):
                 rest = f.read()
                 if rest:
                     out.write(rest)
@@ -339,5 +440,6 @@ def ps() -> list[dict[str, object]]:
         rows.append({"name": doc["name"], "image": doc.get("image", ""), "command": doc.get("argv", []),
                      "status": state, "exit_code": code, "created": doc.get("created"),
                      "runtime": doc.get("engine") or doc.get("runtime", ""), "detached": doc.get("detached"),
-                     "ports": list(doc.get("ports") or ())})
+                     "ports": list(doc.get("ports") or ()), "restart": doc.get("restart") or "no",
+                     "restart_count": int(doc.get("restart_count") or 0)})
     return rows

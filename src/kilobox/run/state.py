@@ -5,7 +5,8 @@
     containers/<name>/state.json   what was started (image, bundle, runtime, pids)
     containers/<name>/pid          the container's init pid (written by the runtime)
     containers/<name>/exit         its exit code, once it has exited
-    containers/<name>/log          stdout+stderr of a detached container
+    containers/<name>/log          stdout+stderr of a detached container (every run of it)
+    containers/<name>/stop         a stop was asked: a --restart policy restarts no more
     containers/<name>/upper,work   the writable layer of a --read-write container
     runtime/<runtime>/             the runtime's own --root
 
@@ -116,6 +117,18 @@ def write_exit(cdir: object, code: int) -> None:
         pass
 
 
+def request_stop(cdir: object) -> None:
+    """Record that the container is being stopped (its monitor restarts it no more)."""
+    try:
+        os.close(os.open(os.path.join(os.fspath(cdir), "stop"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except FileNotFoundError:
+        pass
+
+
+def stop_requested(cdir: object) -> bool:
+    return os.path.exists(os.path.join(os.fspath(cdir), "stop"))
+
+
 def container_dir(name: str, root: object = None) -> str:
     d = os.path.join(containers_dir(root), name)
     if not name or "/" in name or name.startswith(".") or not os.path.isfile(os.path.join(d, "state.json")):
@@ -185,12 +198,17 @@ def init_pid(doc: dict[str, object]) -> int | None:
 
 
 def status(doc: dict[str, object]) -> tuple[str, int | None]:
-    """(``running`` | ``exited`` | ``created`` | ``dead``, exit code)."""
+    """(``running`` | ``restarting`` | ``exited`` | ``created`` | ``dead``, exit code).
+
+    ``restarting``: between two runs of a container with a restart policy (the code is the last run's).
+    """
     code = read_int(os.path.join(doc["_dir"], "exit"))
     if code is not None:
         return "exited", code
     if alive(doc.get("runtime_pid"), doc.get("runtime_started")) or init_pid(doc):
         return "running", None
+    if doc.get("restart") and alive(doc.get("monitor_pid"), doc.get("monitor_started")):
+        return "restarting", doc.get("last_exit")
     if not doc.get("runtime_pid"):
         return "created", None
     return "dead", None
