@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.fixtures.runtime import parse_probe
-from tests.helpers.tools import kilobox, need
+from tests.helpers.tools import kilobox
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def podman_env(run_state, monkeypatch):
-    """podman with private storage (vfs), cgroupfs, no events: nothing touches the host's podman."""
-    need("podman")
-    need("runc")
-    base = Path(f"/tmp/kbp-{os.urandom(3).hex()}")
-    base.mkdir()
-    (base / "storage.conf").write_text(
-        f'[storage]\ndriver = "vfs"\nrunroot = "{base}/run"\ngraphroot = "{base}/root"\n')
-    (base / "containers.conf").write_text(
-        f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\ntmp_dir = "{base}/tmp"\n')
-    monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(base / "storage.conf"))
-    monkeypatch.setenv("CONTAINERS_CONF", str(base / "containers.conf"))
-    yield base
-    subprocess.run(["podman", "--runtime", "runc", "rm", "-af", "-t", "0"], capture_output=True, timeout=120)
-    subprocess.run(["podman", "rmi", "-af"], capture_output=True, timeout=120)
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_hello_under_podman(podman_env, example_images):

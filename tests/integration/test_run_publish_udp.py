@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.tools import free_port, kilobox, need
+from tests.helpers.tools import free_port, kilobox
 
 pytestmark = pytest.mark.integration
 
@@ -434,24 +434,6 @@ def test_relay_evicts_the_least_recently_used_client():
 
 
 # -- podman: -p …/udp passed on ---------------------------------------------------------------------
-@pytest.fixture
-def podman_env(run_state, monkeypatch):
-    """podman with private storage (vfs), cgroupfs, no events (as in test_run_engines.py)."""
-    import shutil
-    need("podman")
-    need("runc")
-    base = Path(f"/tmp/kbp-{os.urandom(3).hex()}")
-    base.mkdir()
-    (base / "storage.conf").write_text(
-        f'[storage]\ndriver = "vfs"\nrunroot = "{base}/run"\ngraphroot = "{base}/root"\n')
-    (base / "containers.conf").write_text(
-        f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\ntmp_dir = "{base}/tmp"\n')
-    monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(base / "storage.conf"))
-    monkeypatch.setenv("CONTAINERS_CONF", str(base / "containers.conf"))
-    yield base
-    subprocess.run(["podman", "--runtime", "runc", "rm", "-af", "-t", "0"], capture_output=True, timeout=120)
-    subprocess.run(["podman", "rmi", "-af"], capture_output=True, timeout=120)
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_podman_gets_the_udp_port(podman_env, udpecho_image):
