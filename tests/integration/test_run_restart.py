@@ -1,16 +1,20 @@
-"""kilobox run -d --restart: on-failure, always, no; stop and rm -f end it for good."""
+"""kilobox run -d --restart: on-failure, always, no; stop and rm -f end it for good; published ports
+(TCP and UDP) keep working across restarts."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import time
 
 import pytest
 
 from kilobox.run import state as st
-from tests.helpers.tools import kilobox
+from tests.fixtures.runtime import wait_http
+from tests.helpers.tools import free_port, kilobox
+from tests.helpers.udp import ask, can_bind, client, free_udp_port
 
 pytestmark = pytest.mark.integration
 
@@ -139,9 +143,75 @@ def test_rm_force_ends_it(run_state, probe_image):
     (["-d", "--restart=on-failure:x"], "whole number"),
     (["-d", "--rm", "--restart", "always"], "--rm"),
     (["--restart", "on-failure"], "needs -d"),
-    (["-d", "-p", "18080:80", "--restart", "always"], "--publish"),
 ])
 def test_invalid_restart_is_a_one_line_usage_error(run_state, probe_image, args, message):
     r = kilobox("run", *args, probe_image, check=False)
     assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert kilobox("ps", "-q").stdout == ""
+
+
+def _crash_and_wait_for_the_restart(name: str, run_state) -> None:
+    """SIGKILL the container's init; return once ps shows restarts 1 and the new init is up."""
+    first = st.init_pid(st.load(name, run_state))
+    assert first
+    os.kill(first, signal.SIGKILL)
+    _until(name, lambda r: r["status"] == "running" and r["restart_count"] == 1)
+    deadline = time.monotonic() + 10
+    while st.init_pid(st.load(name, run_state)) in (None, first):
+        assert time.monotonic() < deadline, "no new init after the restart"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("runtime", ["crun", "runc"])
+def test_a_published_tcp_port_survives_a_restart(run_state, probe_image, runtime):
+    port = free_port()
+    kilobox("run", "-d", "--name", "web", "--runtime", runtime, "--restart", "always",
+            "-p", f"127.0.0.1:{port}:9000", probe_image, "env=RUN", "serve=9000")
+    assert wait_http(f"http://127.0.0.1:{port}/").strip() == "ok"
+    _crash_and_wait_for_the_restart("web", run_state)
+    assert wait_http(f"http://127.0.0.1:{port}/").strip() == "ok"     # the same host port, the new run
+    assert _runs("web") == 2 and _row("web")["ports"] == [f"127.0.0.1:{port}->9000/tcp"]
+    kilobox("stop", "-t", "1", "web")
+    assert _row("web")["status"] == "exited"
+    assert can_bind(port, socket.SOCK_STREAM)                           # the monitor let the port go
+    kilobox("rm", "web")
+
+
+def test_a_published_udp_port_survives_a_restart(run_state, udpecho_image):
+    port = free_udp_port()
+    kilobox("run", "-d", "--name", "echo", "--restart", "unless-stopped", "-p", f"127.0.0.1:{port}:7777/udp",
+            udpecho_image)
+    c = client()
+    try:
+        assert ask(c, port, b"first run") == b"first run"
+        _crash_and_wait_for_the_restart("echo", run_state)
+        assert ask(c, port, b"second run") == b"second run"             # same client, same host port
+    finally:
+        c.close()
+    kilobox("stop", "-t", "1", "echo")
+    assert _row("echo")["status"] == "exited"
+    assert can_bind(port)
+    kilobox("rm", "echo")
+
+
+def test_the_port_stays_bound_during_the_backoff(run_state, probe_image):
+    port = free_port()
+    env = {"KILOBOX_RESTART_BACKOFF_MS": "60000"}
+    kilobox("run", "-d", "--name", "held", "--restart", "always", "-p", f"127.0.0.1:{port}:9000", probe_image,
+            "env=RUN", "exit=1", env=env)
+    _until("held", lambda r: r["status"] == "restarting")
+    with socket.socket() as s, pytest.raises(OSError):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))                                     # still the monitor's
+    waiting = socket.create_connection(("127.0.0.1", port), timeout=10)   # queued for the next run
+    try:
+        kilobox("stop", "held")
+        waiting.settimeout(10)
+        try:
+            assert waiting.recv(1) == b""                               # closed, not left hanging
+        except ConnectionResetError:
+            pass
+    finally:
+        waiting.close()
+    assert can_bind(port, socket.SOCK_STREAM)
+    kilobox("rm", "held")

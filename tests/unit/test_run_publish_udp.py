@@ -1,6 +1,12 @@
-"""--publish/udp: the pure parts — the publish list, the client table, ps and engine forms, the warm path."""
+"""--publish/udp: the pure parts — the publish list, the client table, ps and engine forms, the warm path —
+and the forwarder in this process, run after run (as a restarted container uses it)."""
 
 from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
 
 import pytest
 from hypothesis import given, strategies as s
@@ -119,3 +125,138 @@ def test_the_client_limit_fits_the_open_file_limit():
     assert udp_limit(4, 1024) == 240
     assert udp_limit(100, 256) == 16                         # never below a working minimum
     assert Port("127.0.0.1", 1, 1) == Port("127.0.0.1", 1, 1, "tcp")
+
+
+# -- the forwarder in this process, run after run (the "container" is this process's own namespace) --
+def _fds() -> set[str]:
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").endswith("/fd"):
+                out.add(fd)
+        except OSError:
+            continue
+    return out
+
+
+def _free(kind) -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, kind) as sock:
+                sock.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free port")
+
+
+def _udp_ask(port: int, msg: bytes, timeout: float = 10.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.settimeout(0.2)
+        while True:
+            c.sendto(msg, ("127.0.0.1", port))
+            try:
+                return c.recv(70000)
+            except (TimeoutError, socket.timeout):
+                assert time.monotonic() < deadline, f"no answer on {port}/udp"
+
+
+def _tcp_ask(port: int, msg: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(msg)
+        c.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := c.recv(100):
+            got += chunk
+    return got
+
+
+def _servers():
+    """A UDP echo and a TCP echo (one read, answered, closed) on 127.0.0.1, until the event is set."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(8)
+    for sock in (udp, tcp):
+        sock.settimeout(0.1)
+    done = threading.Event()
+
+    def serve_udp():
+        while not done.is_set():
+            try:
+                data, peer = udp.recvfrom(70000)
+            except OSError:
+                continue
+            udp.sendto(data, peer)
+
+    def serve_tcp():
+        while not done.is_set():
+            try:
+                c, _ = tcp.accept()
+            except OSError:
+                continue
+            with c:
+                c.settimeout(5)
+                c.sendall(b"tcp:" + c.recv(100))
+    threads = [threading.Thread(target=f, daemon=True) for f in (serve_udp, serve_tcp)]
+    for t in threads:
+        t.start()
+    return udp, tcp, threads, done
+
+
+def test_forwarder_runs_again_after_a_pause(tmp_path):
+    """start → pause → start → close: the host ports stay bound in between, each run relays, and
+    nothing is left behind (threads, descriptors, the ports)."""
+    if os.geteuid() != 0:
+        pytest.skip("setns needs root")
+    from kilobox.run.publish import Forwarder
+    udp, tcp, threads, done = _servers()
+    pid_file = tmp_path / "pid"
+    pid_file.write_text(str(os.getpid()))
+    uport, tport = _free(socket.SOCK_DGRAM), _free(socket.SOCK_STREAM)
+    before_threads = set(threading.enumerate())
+    before = _fds() - {str(udp.fileno()), str(tcp.fileno())}   # the servers' sockets are closed below too
+    fwd = Forwarder(parse_publish_list([f"{uport}:{udp.getsockname()[1]}/udp",
+                                        f"{tport}:{tcp.getsockname()[1]}/tcp"]))
+    fwd.bind()
+    try:
+        for round_ in range(3):
+            fwd.start(str(pid_file), os.getpid())
+            assert _udp_ask(uport, b"run %d" % round_) == b"run %d" % round_
+            assert _tcp_ask(tport, b"run %d" % round_) == b"tcp:run %d" % round_
+            fwd.pause()
+            assert not [t for t in threading.enumerate() if t.name.startswith(("kilobox-udp-", "kilobox-tcp-"))]
+            for kind, port in ((socket.SOCK_DGRAM, uport), (socket.SOCK_STREAM, tport)):
+                with socket.socket(socket.AF_INET, kind) as sock, pytest.raises(OSError):
+                    sock.bind(("127.0.0.1", port))            # still bound by the paused forwarder
+        fwd.start(str(pid_file), os.getpid())
+        assert _udp_ask(uport, b"last") == b"last"
+    finally:
+        fwd.close()
+        done.set()
+        for t in threads:
+            t.join()
+        udp.close()
+        tcp.close()
+    deadline = time.monotonic() + 10       # the relayed connections' threads end by themselves
+    while set(threading.enumerate()) - before_threads:
+        assert time.monotonic() < deadline, set(threading.enumerate()) - before_threads
+        time.sleep(0.02)
+    assert _fds() == before
+    for kind, port in ((socket.SOCK_DGRAM, uport), (socket.SOCK_STREAM, tport)):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+
+
+def test_pause_and_close_without_a_start():
+    from kilobox.run.publish import Forwarder
+    fwd = Forwarder([])
+    fwd.pause()
+    fwd.close()
+    fwd.pause()

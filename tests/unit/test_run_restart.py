@@ -39,11 +39,18 @@ def test_restart_text_round_trips():
     (dict(detach=False, remove=False), "needs -d"),
     (dict(detach=True, remove=True), "--rm"),
     (dict(detach=True, remove=False, engine="podman"), "--engine"),
-    (dict(detach=True, remove=False, publish=["8080:80"]), "--publish"),
+    (dict(detach=True, remove=False, publish=["8080:80"], engine="podman"), "--engine"),
 ])
 def test_unsupported_combinations(kwargs, message):
     with pytest.raises(UsageError, match=message):
         check_restart("always", **kwargs)
+
+
+@pytest.mark.parametrize("restart", ["always", "unless-stopped", "on-failure", "on-failure:3"])
+def test_publish_goes_with_a_restart_policy(restart):
+    """The monitor keeps the host ports bound across restarts and re-attaches the forwarder."""
+    assert check_restart(restart, detach=True, remove=False, publish=["8080:80", "5353:53/udp"]) \
+        == parse_restart(restart)
 
 
 def test_no_goes_with_anything():

@@ -14,7 +14,8 @@ conmon does for podman; it reaps the runtime, so no zombies are left behind.
 Restart policies (``--restart``, docker's): the monitor re-launches the runtime
 on the same bundle and state dir after an exit the policy accepts, after a
 back-off (100 ms, doubling, at most 1 min; back to 100 ms once a run lasted
-10 s). ``stop``/``rm -f`` first leave a stop request in the state dir (the
+10 s). Published ports stay bound meanwhile; the forwarder re-attaches to each
+new run. ``stop``/``rm -f`` first leave a stop request in the state dir (the
 monitor checks it before every restart and during the back-off), then signal
 whichever run is current. The log is appended to by every run.
 """
@@ -214,7 +215,7 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: i
             _, status = os.waitpid(pid, 0)
         code = _exit_code(status)
         if policy[0] != "no":
-            code = _keep_restarting(ln, mounts, doc, policy, code, started, null, log)
+            code = _keep_restarting(ln, mounts, doc, policy, code, started, null, log, fwd)
         if fwd is not None:
             fwd.close()  # type: ignore[attr-defined]  # host ports free before the exit is recorded
         if remove:
@@ -226,12 +227,17 @@ def _monitor(ln: Launch, mounts: Mounts, cdir: str, doc: dict[str, object], w: i
 
 
 def _keep_restarting(ln: Launch, mounts: Mounts, doc: dict[str, object], policy: tuple[str, int], code: int,
-                     started: float, null: int, log: int) -> int:
-    """Restart the container while *policy* says so and no stop was asked; returns the last exit code."""
+                     started: float, null: int, log: int, fwd: object = None) -> int:
+    """Restart the container while *policy* says so and no stop was asked; returns the last exit code.
+
+    *fwd* (``--publish``): paused after each exit, its host ports still bound, and started again
+    on the new run."""
     cdir = doc["_dir"]
     pidfile = os.path.join(cdir, "pid")
     delay, start = 0.0, initial_backoff()
     while not st.stop_requested(cdir) and should_restart(policy, code, int(doc.get("restart_count") or 0)):
+        if fwd is not None:
+            fwd.pause()  # type: ignore[attr-defined]  # that run's namespace is gone
         delay = next_backoff(delay, time.monotonic() - started, start)
         doc["last_exit"] = code
         _save(doc)
@@ -251,6 +257,8 @@ def _keep_restarting(ln: Launch, mounts: Mounts, doc: dict[str, object], policy:
             code = 125
             continue
         _set_runtime_pid(cdir, doc, pid)
+        if fwd is not None:
+            fwd.start(pidfile, pid)  # type: ignore[attr-defined]
         _, status = os.waitpid(pid, 0)
         code = _exit_code(status)
     return code

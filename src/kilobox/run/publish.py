@@ -19,7 +19,10 @@ a veth pair.
   the network would.
 
 The forwarder lives in the process that waits for the container: kilobox
-itself in the foreground, the monitor of a detached container.
+itself in the foreground, the monitor of a detached container. With a restart
+policy the host ports stay bound across restarts: the relay threads of one run
+end with it (:meth:`Forwarder.pause`) and the next run gets new ones, in its
+new network namespace (:meth:`Forwarder.start`).
 """
 
 from __future__ import annotations
@@ -170,18 +173,55 @@ def udp_limit(n_ports: int, soft_nofile: int | None = None) -> int:
 
 
 # -- the forwarder ----------------------------------------------------------------------------
+class _Run:
+    """One run of the container as the relay threads see it: handed to every thread a
+    :meth:`Forwarder.start` starts, so that a later start never changes what an older thread reads."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.ready = threading.Event()           # the netns is open (or the run is stopping)
+        self.attached = threading.Event()        # _attach finished (netns or not), or stopping
+        self.netns: int | None = None
+        self.lock = threading.Lock()             # netns: used under it (setns), closed under it
+        self.wake: tuple[int, int] | None = None  # a pipe: pause() wakes the UDP relays
+        self.relays: list[threading.Thread] = []
+        self.threads: list[threading.Thread] = []  # _attach and the TCP accept loops
+
+    def end(self) -> None:
+        """Stop this run's threads (UDP relays and accept loops joined) and close its descriptors."""
+        self.stop.set()
+        self.attached.set()
+        self.ready.set()                         # connections waiting for the container: give up now
+        if self.wake is not None:
+            try:
+                os.write(self.wake[1], b"x")
+            except OSError:
+                pass
+        for t in (*self.relays, *self.threads):
+            t.join(5)
+        self.relays, self.threads = [], []
+        if self.wake is not None:
+            for fd in self.wake:
+                os.close(fd)
+            self.wake = None
+        with self.lock:
+            if self.netns is not None:
+                os.close(self.netns)
+                self.netns = None
+
+
 class Forwarder:
-    """Host sockets (listening TCP, bound UDP) and the threads that relay into the container."""
+    """Host sockets (listening TCP, bound UDP) and the threads that relay into the container.
+
+    The host sockets live from :meth:`bind` to :meth:`close`; the threads live from :meth:`start`
+    to :meth:`pause` (or close), once per run of the container — a restarted container is a new
+    network namespace, joined by a new :meth:`start` while the host ports stay bound.
+    """
 
     def __init__(self, ports: list[Port]) -> None:
         self.ports = ports
         self.listeners: list[tuple[socket.socket, Port]] = []
-        self._stop = threading.Event()
-        self._netns: int | None = None
-        self._ready = threading.Event()
-        self._attached = threading.Event()        # _attach finished (netns or not), or closing
-        self._wake: tuple[int, int] | None = None  # a pipe: close() wakes the UDP relays
-        self._relays: list[threading.Thread] = []
+        self._run: _Run | None = None
 
     def bind(self) -> None:
         """Bind every host port now (before the container starts)."""
@@ -206,62 +246,87 @@ class Forwarder:
             self.listeners.append((s, p))
 
     def start(self, pid_file: str, runtime_pid: int) -> None:
-        """Serve in background threads once the container's init (its pid file) exists."""
-        threading.Thread(target=self._attach, args=(pid_file, runtime_pid), daemon=True).start()
+        """Serve in background threads once the container's init (its pid file) exists.
+
+        A run still going (no :meth:`pause` since the last start) is ended first."""
+        self.pause()
+        run = self._run = _Run()
+        t = threading.Thread(target=self._attach, args=(run, pid_file, runtime_pid), daemon=True)
+        t.start()
+        run.threads.append(t)
         udp = [(s, p) for s, p in self.listeners if p.proto == "udp"]
         if udp:
-            self._wake = os.pipe()
+            run.wake = os.pipe2(os.O_CLOEXEC)
             limit = udp_limit(len(udp))
             for s, p in udp:
-                t = threading.Thread(target=self._relay, args=(s, p, limit), daemon=True,
+                t = threading.Thread(target=self._relay, args=(run, s, p, limit), daemon=True,
                                      name=f"kilobox-udp-{p.host_port}")
                 t.start()
-                self._relays.append(t)
+                run.relays.append(t)
         for s, p in self.listeners:
             if p.proto == "tcp":
-                threading.Thread(target=self._accept, args=(s, p), daemon=True).start()
+                t = threading.Thread(target=self._accept, args=(run, s, p), daemon=True,
+                                     name=f"kilobox-tcp-{p.host_port}")
+                t.start()
+                run.threads.append(t)
 
-    def _attach(self, pid_file: str, runtime_pid: int) -> None:
+    def pause(self) -> None:
+        """End the current run: its threads stop (joined) and its descriptors close; the host ports
+        stay bound (a TCP client connecting meanwhile waits in the backlog for the next start).
+        Relayed TCP connections end too: their container is gone."""
+        run, self._run = self._run, None
+        if run is not None:
+            run.end()
+
+    @staticmethod
+    def _attach(run: _Run, pid_file: str, runtime_pid: int) -> None:
         from . import state as st
         try:
-            while not self._stop.is_set():
+            while not run.stop.is_set():
                 pid = st.read_int(pid_file)
                 if pid and st.start_time(pid) is not None:
                     try:
-                        self._netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
                     except OSError:
                         return
-                    self._ready.set()
+                    with run.lock:
+                        if run.stop.is_set():
+                            os.close(fd)
+                            return
+                        run.netns = fd
+                    run.ready.set()
                     return
                 if st.start_time(runtime_pid) is None:
                     return
-                self._stop.wait(0.005)
+                run.stop.wait(0.005)
         finally:
-            self._attached.set()
+            run.attached.set()
 
-    def _accept(self, s: socket.socket, p: Port) -> None:
-        while not self._stop.is_set():
+    def _accept(self, run: _Run, s: socket.socket, p: Port) -> None:
+        while not run.stop.is_set():
             try:
                 conn, _ = s.accept()
             except (TimeoutError, socket.timeout):
                 continue
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn, p), daemon=True).start()
+            threading.Thread(target=self._serve, args=(run, conn, p), daemon=True).start()
 
-    def _serve(self, conn: socket.socket, p: Port) -> None:
+    @staticmethod
+    def _serve(run: _Run, conn: socket.socket, p: Port) -> None:
         inner = None
         try:
-            if not self._ready.wait(10) or self._netns is None:
+            if not run.ready.wait(10):
                 return
             from .ns import _lib
             lib, ctypes = _lib()
-            if lib.setns(self._netns, CLONE_NEWNET) != 0:   # this thread only
-                return
+            with run.lock:                       # the run may be ending: its netns closed
+                if run.stop.is_set() or run.netns is None or lib.setns(run.netns, CLONE_NEWNET) != 0:
+                    return                       # (setns: this thread only)
             inner = socket.create_connection(("127.0.0.1", p.container_port), timeout=10)
             inner.settimeout(None)
             conn.settimeout(None)
-            _pump(conn, inner, self._stop)
+            _pump(conn, inner, run.stop)
         except OSError:
             pass
         finally:
@@ -272,42 +337,28 @@ class Forwarder:
                     except OSError:
                         pass
 
-    def _relay(self, host: socket.socket, p: Port, limit: int) -> None:
-        """One published UDP port: wait for the container, join its netns, relay until close()."""
-        self._attached.wait()
-        if self._stop.is_set() or self._netns is None or self._wake is None:
-            return
+    @staticmethod
+    def _relay(run: _Run, host: socket.socket, p: Port, limit: int) -> None:
+        """One published UDP port: wait for the container, join its netns, relay until the run ends."""
+        run.attached.wait()
         from .ns import _lib
         lib, _ctypes = _lib()
-        if lib.setns(self._netns, CLONE_NEWNET) != 0:        # this thread only
-            return
-        UdpRelay(host, p.container_port, self._wake[0], limit).run()
+        with run.lock:
+            if run.stop.is_set() or run.netns is None or run.wake is None:
+                return
+            if lib.setns(run.netns, CLONE_NEWNET) != 0:       # this thread only
+                return
+        UdpRelay(host, p.container_port, run.wake[0], limit).run()
 
     def close(self) -> None:
-        """Stop relaying and close every socket and descriptor (UDP relay threads are joined)."""
-        self._stop.set()
-        self._attached.set()
-        if self._wake is not None:
-            try:
-                os.write(self._wake[1], b"x")
-            except OSError:
-                pass
-        for t in self._relays:
-            t.join(5)
-        self._relays = []
-        if self._wake is not None:
-            for fd in self._wake:
-                os.close(fd)
-            self._wake = None
+        """Stop relaying and close every socket and descriptor (the run's threads are joined)."""
+        self.pause()
         for s, _ in self.listeners:
             try:
                 s.close()
             except OSError:
                 pass
         self.listeners = []
-        if self._netns is not None:
-            os.close(self._netns)
-            self._netns = None
 
 
 class UdpRelay:

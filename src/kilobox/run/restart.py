@@ -37,7 +37,8 @@ def restart_text(policy: tuple[str, int]) -> str:
 
 def check_restart(restart: str | None, *, detach: bool, remove: bool, publish: object = (),
                   engine: str | None = None) -> tuple[str, int]:
-    """Parse *restart* and refuse the combinations kilobox does not support."""
+    """Parse *restart* and refuse the combinations kilobox does not support (*publish* goes with any
+    policy: the monitor keeps the host ports bound across restarts)."""
     policy = parse_restart(restart) if restart is not None else ("no", 0)
     if policy[0] == "no":
         return policy
@@ -48,9 +49,6 @@ def check_restart(restart: str | None, *, detach: bool, remove: bool, publish: o
         raise UsageError("--restart and --rm cannot be combined", hint="drop one of them")
     if engine:
         raise UsageError("--restart is not passed on to --engine", hint="drop --restart or --engine")
-    if publish:
-        raise UsageError("--restart cannot be combined with --publish yet",
-                         hint="use --network host, or drop --restart")
     return policy
 
 
