@@ -4,6 +4,7 @@ reports, on request, how it sees its peer and its network from inside)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -200,3 +201,15 @@ def can_bind(port: int, kind: int = socket.SOCK_DGRAM, timeout: float = 10.0) ->
                 if time.monotonic() > deadline:
                     return False
         time.sleep(0.05)
+
+
+def open_fds() -> set[str]:
+    """This process's open descriptors (without the one listing them)."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").endswith("/fd"):
+                out.add(fd)
+        except OSError:
+            continue
+    return out

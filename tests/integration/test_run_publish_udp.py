@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.tools import kilobox
-from tests.helpers.udp import ask, can_bind, client, free_udp_port
+from tests.helpers.udp import ask, can_bind, client, free_udp_port, open_fds
 
 pytestmark = pytest.mark.integration
 
@@ -154,17 +154,6 @@ def _echo_server() -> tuple[socket.socket, threading.Thread, threading.Event]:
     return srv, t, done
 
 
-def _fds() -> set[str]:
-    """This process's open descriptors (without the one listing them)."""
-    out = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if not os.readlink(f"/proc/self/fd/{fd}").endswith("/fd"):
-                out.add(fd)
-        except OSError:
-            continue
-    return out
-
 
 def test_forwarder_shuts_down_cleanly(tmp_path):
     """start → relay → close(): the relay thread is joined and every descriptor it opened is closed."""
@@ -175,7 +164,7 @@ def test_forwarder_shuts_down_cleanly(tmp_path):
     pid_file = tmp_path / "pid"
     pid_file.write_text(str(os.getpid()))
     port = free_udp_port()
-    before = _fds() - {str(srv.fileno())}          # the echo server's socket is closed below too
+    before = open_fds() - {str(srv.fileno())}          # the echo server's socket is closed below too
     fwd = Forwarder(parse_publish_list([f"{port}:{srv.getsockname()[1]}/udp"]))
     fwd.bind()
     fwd.start(str(pid_file), os.getpid())
@@ -192,7 +181,7 @@ def test_forwarder_shuts_down_cleanly(tmp_path):
         t.join()
         srv.close()
     assert not [th for th in threading.enumerate() if th.name.startswith("kilobox-udp-")]
-    assert _fds() == before
+    assert open_fds() == before
     assert can_bind(port, timeout=0)
 
 

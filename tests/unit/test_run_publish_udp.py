@@ -16,6 +16,8 @@ from kilobox.errors import UsageError
 from kilobox.run.options import make_options
 from kilobox.run.publish import (UDP_CLIENTS, ClientTable, Port, describe, engine_flag, parse_publish,
                                  parse_publish_list, udp_limit)
+from tests.helpers.tools import free_port
+from tests.helpers.udp import free_udp_port, open_fds
 
 
 def test_same_number_once_per_protocol():
@@ -128,29 +130,6 @@ def test_the_client_limit_fits_the_open_file_limit():
 
 
 # -- the forwarder in this process, run after run (the "container" is this process's own namespace) --
-def _fds() -> set[str]:
-    out = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if not os.readlink(f"/proc/self/fd/{fd}").endswith("/fd"):
-                out.add(fd)
-        except OSError:
-            continue
-    return out
-
-
-def _free(kind) -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, kind) as sock:
-                sock.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise AssertionError("no free port")
 
 
 def _udp_ask(port: int, msg: bytes, timeout: float = 10.0) -> bytes:
@@ -218,9 +197,9 @@ def test_forwarder_runs_again_after_a_pause(tmp_path):
     udp, tcp, threads, done = _servers()
     pid_file = tmp_path / "pid"
     pid_file.write_text(str(os.getpid()))
-    uport, tport = _free(socket.SOCK_DGRAM), _free(socket.SOCK_STREAM)
+    uport, tport = free_udp_port(), free_port()
     before_threads = set(threading.enumerate())
-    before = _fds() - {str(udp.fileno()), str(tcp.fileno())}   # the servers' sockets are closed below too
+    before = open_fds() - {str(udp.fileno()), str(tcp.fileno())}   # the servers' sockets are closed below too
     fwd = Forwarder(parse_publish_list([f"{uport}:{udp.getsockname()[1]}/udp",
                                         f"{tport}:{tcp.getsockname()[1]}/tcp"]))
     fwd.bind()
@@ -247,7 +226,7 @@ def test_forwarder_runs_again_after_a_pause(tmp_path):
     while set(threading.enumerate()) - before_threads:
         assert time.monotonic() < deadline, set(threading.enumerate()) - before_threads
         time.sleep(0.02)
-    assert _fds() == before
+    assert open_fds() == before
     for kind, port in ((socket.SOCK_DGRAM, uport), (socket.SOCK_STREAM, tport)):
         with socket.socket(socket.AF_INET, kind) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
