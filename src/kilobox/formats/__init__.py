@@ -6,6 +6,7 @@ each module is imported only when used (CLI start-up stays lean).
 
 from __future__ import annotations
 
+from .._record import Record
 from ..transports import Location
 from .base import Sink, Source
 
@@ -13,8 +14,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Callable
 
-_OPTION_FIELDS = ("insecure", "username", "password", "docker_config", "progress", "tag", "extra", "cert_dir",
-                  "tls_verify")
+#: Options' fields in order, with their defaults (``extra``: a new dict each time)
+_OPTION_DEFAULTS: tuple[tuple[str, object], ...] = (
+    ("insecure", ()), ("username", None), ("password", None), ("docker_config", None), ("progress", None),
+    ("tag", ""), ("extra", None), ("cert_dir", None), ("tls_verify", None))
 
 
 class _DataclassCompatible(type):
@@ -26,31 +29,22 @@ class _DataclassCompatible(type):
         if name != "__dataclass_fields__":
             raise AttributeError(name)
         import dataclasses
-
-        @dataclasses.dataclass
-        class Options:  # the same fields and defaults as kilobox.formats.Options
-            insecure: tuple = ()
-            username: object = None
-            password: object = None
-            docker_config: object = None
-            progress: object = None
-            tag: str = ""
-            extra: dict = dataclasses.field(default_factory=dict)
-            cert_dir: object = None
-            tls_verify: object = None
-
-        fields = Options.__dataclass_fields__  # type: ignore[attr-defined]
+        shadow = dataclasses.make_dataclass("Options", [
+            (k, object, dataclasses.field(default_factory=dict) if k == "extra" else dataclasses.field(default=v))
+            for k, v in _OPTION_DEFAULTS])
+        fields = shadow.__dataclass_fields__  # type: ignore[attr-defined]
         type.__setattr__(cls, "__dataclass_fields__", fields)
         return fields
 
 
-class Options(metaclass=_DataclassCompatible):
+class Options(Record, metaclass=_DataclassCompatible):
     """Settings shared by the formats (mostly the registry).
 
     Behaves as the dataclass it was: keyword or positional fields, ``==``, repr,
     and ``dataclasses.replace(opts, tag=…)``.
     """
 
+    __slots__ = tuple(k for k, _ in _OPTION_DEFAULTS)
     insecure: tuple[str, ...]          # registries to reach over plain http
     username: str | None
     password: str | None
@@ -79,16 +73,6 @@ class Options(metaclass=_DataclassCompatible):
         if name == "__dataclass_fields__":       # dataclasses.fields(instance) before the class was asked
             return type(self).__dataclass_fields__
         raise AttributeError(f"'Options' object has no attribute {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in _OPTION_FIELDS)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass
-
-    def __repr__(self) -> str:
-        return "Options(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in _OPTION_FIELDS) + ")"
 
 
 def open_source(location: str | Location, options: Options | None = None) -> Source:

@@ -158,15 +158,13 @@ def assemble(root: Path, paths: Iterable[str], fat: ImageConfig, source_name: st
 
 def write_image(image: SlimImage, location: str, options: Options | None = None) -> Descriptor:
     """Write *image* to *location* (any sink kilobox has: oci:, oci-archive:, docker-archive:, registry)."""
-    import dataclasses
-
     from ..copying import copy_root
     from ..formats import open_sink
     from ..transports import Location
     loc = Location.parse(location)
     opts = options or Options()
     tag = loc.tag or (loc.ref.tag if loc.ref else "") or "latest"
-    opts = dataclasses.replace(opts, tag=opts.tag or tag)
+    opts = opts._replace(tag=opts.tag or tag)
     with open_sink(loc, opts) as sink:
         return copy_root(SlimSource(image, name=f"slim:{location}"), sink, None)
 
